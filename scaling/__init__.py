@@ -1,0 +1,1 @@
+"""Training half of the ImageNet scaling-law suite: configs, models, data, training, records."""

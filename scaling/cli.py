@@ -1,0 +1,80 @@
+"""The `scaling` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from scaling.errors import CheckpointError, ConfigError, DataError
+
+TRAIN_EPILOG = """\
+config overrides:
+  --config.KEY=VALUE    set any config key, e.g. --config.optim.lr=3e-3 --config.data.train_examples=400
+                        --config.train.epochs=5 (durations: train.steps, train.examples or train.epochs).
+                        Unknown keys and wrong types are errors. Sections: model, data, train, optim, mesh, wandb.
+
+examples:
+  scaling train --config configs/resnet.py:width=16,depth=10 --workdir runs/resnet
+  scaling train --config configs/vit.py:width=64,depth=4 --workdir runs/vit --config.train.steps=500
+
+Running the same command again resumes from the workdir's latest checkpoint. The workdir receives
+config.json, metrics.jsonl (one line per log or eval step), result.json and checkpoints/.
+Exit status: 0 completed, 1 failed or diverged, 2 bad config or data.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `scaling` console script."""
+    parser = argparse.ArgumentParser(
+        prog="scaling", description="JAX scaling-law research suite for ImageNet: train Flax models of any size."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser(
+        "train", help="train and evaluate one model from a config file",
+        description="Train and evaluate one model; resumes from the workdir's latest checkpoint.",
+        epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--config", required=True, metavar="FILE[:ARG]",
+                       help="config file and its argument, e.g. configs/resnet.py:width=16,depth=10")
+    train.add_argument("--workdir", required=True, help="directory for this run's records and checkpoints")
+    train.add_argument("--wandb", choices=("offline", "online", "disabled"),
+                       help="wandb mode (default: the config's wandb.mode, offline)")
+    args, extra = parser.parse_known_args(argv)
+    overrides = _config_overrides(extra, parser)
+    try:
+        return _train(args, overrides)
+    except (ConfigError, DataError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _config_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`--config.a.b=v` and `--config.a.b v` arguments as `a.b=v` strings; anything else is an error."""
+    overrides, items = [], iter(extra)
+    for item in items:
+        if not item.startswith("--config."):
+            parser.error(f"unrecognized argument {item!r}; config keys are set as --config.KEY=VALUE")
+        if "=" not in item:
+            item = f"{item}={next(items, '')}"
+        overrides.append(item.removeprefix("--config."))
+    return overrides
+
+
+def _train(args: argparse.Namespace, overrides: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from scaling.config import load_config
+    from scaling.train import train_and_evaluate
+
+    config = load_config(args.config, overrides)
+    if args.wandb:
+        config.wandb.mode = args.wandb
+    result = train_and_evaluate(config, args.workdir)
+    if result.status != "completed":
+        print(f"error: run {result.status}: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+"""Opening tfds datasets and reading their splits into uint8 arrays on the host.
+
+Every dataset goes through the same generic tfds path: the embedded `digits`
+dataset (prepared offline on first use) and any dataset tfds knows, such as
+`imagenet2012` or `imagenette`, once it has been prepared with `tfds build`.
+Splits stored as array_record are read by random access through
+`builder.as_data_source`; splits stored as tfrecord are streamed in file order
+through `builder.as_dataset(shuffle_files=False)`. Either way an example's index
+is its position in file order, so labels, subsets and images agree.
+
+TensorFlow is imported inside the functions that need it (decoding, resizing,
+tfrecord reading), never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from scaling.data.digits import Digits
+from scaling.errors import ConfigError, DataError
+
+# Datasets the suite can build itself, offline.
+EMBEDDED_DATASETS: dict[str, type[tfds.core.DatasetBuilder]] = {"digits": Digits}
+
+# Records fetched and decoded per chunk, bounding host memory for encoded bytes.
+_CHUNK = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetFacts:
+    """What the model and the trainer need to know about a dataset, from metadata only."""
+
+    name: str
+    num_classes: int
+    image_shape: tuple[int, int, int]  # (H, W, C) after resizing to `resolution` if set
+    split_sizes: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    """Decoded examples: images uint8 [N, H, W, C], labels int32 [N]."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def _default_file_format() -> str:
+    try:
+        import array_record.python.array_record_module  # noqa: F401
+    except Exception:  # noqa: BLE001 - any import failure means: fall back
+        return "tfrecord"
+    return "array_record"
+
+
+def prepare_embedded(name: str, data_dir: str | None, file_format: str | None = None) -> None:
+    """Writes an embedded dataset into `data_dir` (None = tfds default) if not there yet.
+
+    Nothing is downloaded: the data ships with the code. `file_format` defaults to
+    array_record when the array_record package is importable, else tfrecord.
+    """
+    if name not in EMBEDDED_DATASETS:
+        raise DataError(
+            f"{name!r} is not an embedded dataset (embedded: {sorted(EMBEDDED_DATASETS)}); "
+            f"prepare it with `tfds build {name} --data_dir DIR`."
+        )
+    cls = EMBEDDED_DATASETS[name]
+    builder = cls(data_dir=data_dir)
+    if builder.is_prepared():
+        return
+    config = tfds.download.DownloadConfig(try_download_gcs=False)
+    try:
+        builder.download_and_prepare(
+            download_config=config, file_format=file_format or _default_file_format()
+        )
+    except Exception:
+        # Another process (another host, a parallel test) may have finished first.
+        if cls(data_dir=data_dir).is_prepared():
+            return
+        raise
+
+
+def _root_dir(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> str:
+    root = getattr(builder, "_data_dir_root", None)
+    return os.fspath(root) if root is not None else (data_dir or "the tfds default data_dir")
+
+
+def _how_to_prepare(name: str, root: str) -> str:
+    base = name.split(":")[0].split("/")[0]
+    if base == "imagenet2012":
+        return (
+            "ImageNet cannot be downloaded automatically: register at "
+            "https://image-net.org/download-images, download ILSVRC2012_img_train.tar and "
+            f"ILSVRC2012_img_val.tar into {root}/downloads/manual/, then run "
+            f"`tfds build imagenet2012 --data_dir {root} --file_format array_record` "
+            "(array_record gives random access to subsets; tfrecord also works)."
+        )
+    return f"Prepare it with `tfds build {name} --data_dir {root}`."
+
+
+def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """A prepared tfds builder for `name` in `data_dir` (None = tfds default dir).
+
+    Embedded datasets are prepared on first use (offline). Any other dataset must
+    already be prepared; it is never downloaded here.
+    """
+    if name in EMBEDDED_DATASETS:
+        prepare_embedded(name, data_dir)
+        return EMBEDDED_DATASETS[name](data_dir=data_dir)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise DataError(
+            f"tfds does not know a dataset named {name!r} ({first_line}). "
+            f"Use a name from `tfds.list_builders()` (e.g. 'imagenet2012', 'imagenette') "
+            f"or an embedded one: {sorted(EMBEDDED_DATASETS)}."
+        ) from e
+    if not builder.is_prepared():
+        root = _root_dir(builder, data_dir)
+        found = ""
+        dataset_dir = os.path.dirname(os.fspath(builder.data_dir))
+        if os.path.isdir(dataset_dir):
+            present = sorted(v for v in os.listdir(dataset_dir) if not v.startswith("."))
+            if present:
+                found = f" (found other versions/configs there: {present}; ask for e.g. '{name}:VERSION')"
+        raise DataError(
+            f"Dataset {name!r} is not prepared in data_dir {root}: looked for "
+            f"{builder.data_dir}{found}. {_how_to_prepare(name, root)}"
+        )
+    return builder
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
+    """(image key, label key) of the builder's features."""
+    keys = builder.info.supervised_keys
+    if isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys):
+        return keys
+    features = builder.info.features
+    if "image" in features and "label" in features:
+        return "image", "label"
+    raise DataError(
+        f"Dataset {builder.name!r} has no (image, label) features: {list(features)}; "
+        "the suite needs an image classification dataset."
+    )
+
+
+def _stored_shape(builder: tfds.core.DatasetBuilder) -> tuple[int | None, int | None, int | None]:
+    shape = tuple(builder.info.features[_keys(builder)[0]].shape)
+    if len(shape) != 3:
+        raise DataError(f"Dataset {builder.name!r} stores images of shape {shape}, expected (H, W, C).")
+    return shape  # type: ignore[return-value]
+
+
+def _split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
+    try:
+        return int(builder.info.splits[split].num_examples)
+    except (KeyError, ValueError, TypeError) as e:
+        raise DataError(
+            f"Dataset {builder.name!r} has no split {split!r}; "
+            f"its splits are {sorted(builder.info.splits)}."
+        ) from e
+
+
+def dataset_facts(name: str, data_dir: str | None, resolution: int | None = None) -> DatasetFacts:
+    """Classes, image shape and split sizes of a prepared dataset, from metadata only."""
+    builder = open_builder(name, data_dir)
+    image_key, label_key = _keys(builder)
+    height, width, channels = _stored_shape(builder)
+    if channels is None:
+        raise DataError(f"Dataset {name!r} does not fix its number of image channels.")
+    if resolution is not None:
+        if resolution < 1:
+            raise ConfigError(f"data.resolution must be a positive integer or None, got {resolution}.")
+        height = width = int(resolution)
+    elif height is None or width is None:
+        raise ConfigError(
+            f"Dataset {name!r} has images of varying size; set data.resolution "
+            "(images are centre-cropped to a square and resized to it)."
+        )
+    num_classes = builder.info.features[label_key].num_classes
+    split_sizes = {s: int(info.num_examples) for s, info in builder.info.splits.items()}
+    return DatasetFacts(
+        name=name,
+        num_classes=int(num_classes),
+        image_shape=(int(height), int(width), int(channels)),
+        split_sizes=split_sizes,
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _is_array_record(builder: tfds.core.DatasetBuilder) -> bool:
+    fmt = builder.info.file_format
+    return fmt is not None and str(getattr(fmt, "value", fmt)) == "array_record"
+
+
+def _skip_all_but(builder: tfds.core.DatasetBuilder, keep: str) -> dict[str, Any]:
+    return {k: tfds.decode.SkipDecoding() for k in builder.info.features if k != keep}
+
+
+def _tf_records(builder: tfds.core.DatasetBuilder, split: str, decoders):
+    """The split as a tf.data pipeline in file order (shards read one after another)."""
+    read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)
+    return builder.as_dataset(
+        split=split, shuffle_files=False, decoders=decoders, read_config=read_config
+    )
+
+
+def read_labels(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
+    """All labels of `split`, int32, in file order; images are not decoded."""
+    n = _split_size(builder, split)
+    _, label_key = _keys(builder)
+    if _is_array_record(builder):
+        source = builder.as_data_source(split, decoders=_skip_all_but(builder, label_key))
+        labels = np.empty(len(source), np.int32)
+        for start in range(0, len(source), _CHUNK):
+            records = source.__getitems__(list(range(start, min(start + _CHUNK, len(source)))))
+            labels[start : start + len(records)] = [r[label_key] for r in records]
+    else:
+        decoders = tfds.decode.PartialDecoding({label_key: True})
+        ds = _tf_records(builder, split, decoders).map(lambda ex: ex[label_key]).batch(8192)
+        chunks = list(ds.as_numpy_iterator())
+        labels = np.concatenate(chunks).astype(np.int32) if chunks else np.empty(0, np.int32)
+    if len(labels) != n:
+        raise DataError(f"Read {len(labels)} labels from {builder.name}/{split}, metadata says {n}.")
+    return labels
+
+
+def _encoded_images(
+    builder: tfds.core.DatasetBuilder, split: str, wanted: np.ndarray
+) -> Iterator[tuple[list[bytes], list[int]]]:
+    """Chunks of (encoded image bytes, labels) for the sorted unique indices `wanted`."""
+    image_key, label_key = _keys(builder)
+    decoders = {image_key: tfds.decode.SkipDecoding()}
+    if _is_array_record(builder):
+        source = builder.as_data_source(split, decoders=decoders)
+        for start in range(0, len(wanted), _CHUNK):
+            records = source.__getitems__([int(i) for i in wanted[start : start + _CHUNK]])
+            yield [r[image_key] for r in records], [int(r[label_key]) for r in records]
+    else:
+        import tensorflow as tf
+
+        mask = np.zeros(_split_size(builder, split), bool)
+        mask[wanted] = True
+        mask_t = tf.constant(mask)
+        ds = (
+            _tf_records(builder, split, decoders)
+            .enumerate()
+            .filter(lambda i, ex: tf.gather(mask_t, i))
+            .map(lambda i, ex: (ex[image_key], ex[label_key]))
+            .batch(_CHUNK)
+        )
+        for encoded, labels in ds.as_numpy_iterator():
+            yield list(encoded), [int(x) for x in labels]
+
+
+def _decode(
+    encoded: Sequence[bytes],
+    channels: int,
+    stored_hw: tuple[int | None, int | None],
+    resolution: int | None,
+) -> list[np.ndarray] | np.ndarray:
+    """Decodes (and if asked centre-crops to a square and resizes) encoded images."""
+    import tensorflow as tf
+
+    fixed = stored_hw[0] is not None and stored_hw[1] is not None
+    needs_resize = resolution is not None and (not fixed or stored_hw != (resolution, resolution))
+
+    def decode(data):
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        if fixed:
+            image = tf.ensure_shape(image, (stored_hw[0], stored_hw[1], channels))
+        if needs_resize:
+            shape = tf.shape(image)
+            side = tf.minimum(shape[0], shape[1])
+            image = tf.image.crop_to_bounding_box(
+                image, (shape[0] - side) // 2, (shape[1] - side) // 2, side, side
+            )
+            image = tf.image.resize(image, (resolution, resolution), method="bilinear", antialias=True)
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+        return image
+
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(encoded), dtype=tf.string)).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    if fixed or resolution is not None:
+        return np.concatenate(list(ds.batch(len(encoded)).as_numpy_iterator()))
+    return list(ds.as_numpy_iterator())  # varying sizes: stacked (or refused) by the caller
+
+
+def read_examples(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    indices: np.ndarray | None,
+    resolution: int | None,
+) -> Examples:
+    """Decodes the examples at `indices` (file-order positions; None = all) of `split`.
+
+    The result follows the order of `indices` (repeats allowed). Images are resized
+    on the host to (resolution, resolution) when that differs from the stored size;
+    non-square images are centre-cropped to a square first.
+    """
+    n = _split_size(builder, split)
+    if resolution is not None and resolution < 1:
+        raise ConfigError(f"data.resolution must be a positive integer or None, got {resolution}.")
+    if indices is None:
+        order = np.arange(n, dtype=np.int64)
+    else:
+        order = np.asarray(indices)
+        if order.size == 0:
+            order = np.empty(0, np.int64)
+        elif order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
+            raise ValueError(f"indices must be a 1-D integer array, got {order.dtype}{order.shape}.")
+        order = order.astype(np.int64)
+        if order.size and (order.min() < 0 or order.max() >= n):
+            raise IndexError(
+                f"indices must lie in [0, {n}) for {builder.name}/{split}; "
+                f"got min {order.min()}, max {order.max()}."
+            )
+    height, width, channels = _stored_shape(builder)
+    channels = channels or 3
+    wanted, inverse = np.unique(order, return_inverse=True)
+    if resolution is not None:
+        out_hw: tuple[int | None, int | None] = (resolution, resolution)
+    else:
+        out_hw = (height, width)
+
+    images_parts: list[np.ndarray] = []
+    labels_parts: list[int] = []
+    for encoded, labels in _encoded_images(builder, split, wanted):
+        decoded = _decode(encoded, channels, (height, width), resolution)
+        if isinstance(decoded, list):
+            shapes = {im.shape for im in decoded} | {p.shape[1:] for p in images_parts}
+            if len(shapes) > 1:
+                raise ConfigError(
+                    f"Dataset {builder.name!r} has images of varying size {sorted(shapes)[:3]}...; "
+                    "set data.resolution to resize them to a common square size."
+                )
+            decoded = np.stack(decoded) if decoded else np.empty((0, 0, 0, channels), np.uint8)
+        images_parts.append(decoded)
+        labels_parts.extend(labels)
+    if len(labels_parts) != len(wanted):
+        raise DataError(
+            f"Read {len(labels_parts)} of {len(wanted)} requested examples from {builder.name}/{split}."
+        )
+    if images_parts:
+        images = np.concatenate(images_parts)
+    else:
+        h = out_hw[0] if out_hw[0] is not None else 0
+        w = out_hw[1] if out_hw[1] is not None else 0
+        images = np.empty((0, h, w, channels), np.uint8)
+    labels_arr = np.asarray(labels_parts, dtype=np.int32)
+    return Examples(images=images[inverse].astype(np.uint8, copy=False), labels=labels_arr[inverse])

@@ -1,0 +1,59 @@
+"""Nested class-balanced subsets of a training split.
+
+`class_balanced_order` fixes one seeded order of the whole split in which every
+prefix is as class-balanced as possible; a subset of n examples is the first n
+of that order. So for one seed the 200-example subset is a prefix of the
+400-example one, and scaling along data size only ever adds examples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scaling.errors import ConfigError
+
+
+def _check_seed(seed: int) -> int:
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}.")
+    return seed
+
+
+def class_balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A permutation of all indices whose every prefix is as class-balanced as possible.
+
+    Classes are visited round-robin in a seeded order; each class contributes its
+    examples in a seeded shuffled order; classes that run out are skipped. While
+    no class is exhausted, per-class counts of any prefix differ by at most one.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {labels.shape}.")
+    rng = np.random.default_rng([_check_seed(seed), 0x5EB5E7])
+    classes, class_of = np.unique(labels, return_inverse=True)
+    class_rank = rng.permutation(len(classes))  # position of each class within a round
+    rank_in_class = np.empty(len(labels), np.int64)  # round in which each example is taken
+    for c in range(len(classes)):
+        members = np.flatnonzero(class_of == c)
+        rank_in_class[rng.permutation(members)] = np.arange(len(members))
+    return np.lexsort((class_rank[class_of], rank_in_class)).astype(np.int64)
+
+
+def nested_subset(labels: np.ndarray, num_examples: int | None, seed: int) -> np.ndarray:
+    """Indices of the first `num_examples` of `class_balanced_order` (None = all)."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    if num_examples is not None:
+        if isinstance(num_examples, bool) or int(num_examples) != num_examples:
+            raise ConfigError(
+                f"data.train_examples must be an integer in [1, {n}] or None, got {num_examples!r}."
+            )
+        num_examples = int(num_examples)
+        if not 1 <= num_examples <= n:
+            raise ConfigError(
+                f"data.train_examples={num_examples} but the training split has {n} examples; "
+                f"choose a value in [1, {n}] or None for all of them."
+            )
+    order = class_balanced_order(labels, seed)
+    return order if num_examples is None else order[:num_examples]

@@ -1,0 +1,62 @@
+"""The base config every config file starts from: every key the trainer reads, with its default."""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+from scaling.models import default_model_config
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "linear", "constant", "wsd")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def base_config(model_name: str) -> ml_collections.ConfigDict:
+    """Defaults for all sections; `model` holds the knobs of family `model_name`. Keys are locked."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.model = default_model_config(model_name)
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "digits"  # any tfds image-classification dataset
+    config.data.data_dir = placeholder(str)  # None: tfds' default (~/tensorflow_datasets)
+    config.data.train_split = "train"
+    config.data.eval_split = "test"
+    config.data.train_examples = placeholder(int)  # nested class-balanced subset; None: whole split
+    config.data.resolution = placeholder(int)  # None: the stored image size
+    config.data.seed = 0  # seeds the subset order and the batch order
+
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 128  # global batch, divided over the mesh's data axis
+    config.train.steps = placeholder(int)  # duration: exactly one of steps, examples, epochs
+    config.train.examples = placeholder(int)
+    config.train.epochs = placeholder(float)
+    config.train.label_smoothing = 0.0
+    config.train.log_every_steps = 20
+    config.train.eval_every_steps = 0  # 0: evaluate only at the end
+    config.train.eval_batch_size = 256
+    config.train.checkpoint_every_steps = 200
+    config.train.keep_checkpoints = 2
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.name = "adamw"  # one of OPTIMIZERS
+    config.optim.lr = 1e-3  # peak learning rate
+    config.optim.weight_decay = 1e-4  # decoupled; not applied to biases and norm scales
+    config.optim.momentum = 0.9  # sgd momentum, adamw beta1
+    config.optim.beta2 = 0.999
+    config.optim.schedule = "cosine"  # one of SCHEDULES; wsd = warmup, constant, cooldown
+    config.optim.warmup_fraction = 0.05
+    config.optim.cooldown_fraction = 0.2  # wsd only: final fraction of steps decaying to zero
+    config.optim.grad_clip_norm = placeholder(float)
+
+    config.mesh = ml_collections.ConfigDict()
+    config.mesh.data = -1  # devices on the data axis; -1: all
+
+    config.wandb = ml_collections.ConfigDict()
+    config.wandb.mode = "offline"  # one of WANDB_MODES
+    config.wandb.project = "imagenet-scaling"
+    config.wandb.group = placeholder(str)
+
+    config.lock()
+    return config

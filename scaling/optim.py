@@ -1,0 +1,51 @@
+"""Optimizers (adamw, sgd + momentum) and learning-rate schedules, from the config's `optim` section."""
+
+from __future__ import annotations
+
+import jax
+import ml_collections
+import optax
+
+
+def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+    """Linear warmup to `optim.lr`, then cosine or linear decay to 0, constant, or wsd (constant then linear cooldown)."""
+    peak = optim.lr
+    warmup = min(round(optim.warmup_fraction * num_steps), num_steps - 1)
+    rest = num_steps - warmup
+    warmup_schedule = optax.linear_schedule(0.0, peak, warmup) if warmup else optax.constant_schedule(peak)
+    if optim.schedule == "cosine":
+        after = optax.cosine_decay_schedule(peak, rest)
+    elif optim.schedule == "linear":
+        after = optax.linear_schedule(peak, 0.0, rest)
+    elif optim.schedule == "constant":
+        after = optax.constant_schedule(peak)
+    else:  # wsd
+        cooldown = max(1, min(round(optim.cooldown_fraction * num_steps), rest))
+        after = optax.join_schedules(
+            [optax.constant_schedule(peak), optax.linear_schedule(peak, 0.0, cooldown)],
+            [rest - cooldown],
+        )
+    return optax.join_schedules([warmup_schedule, after], [warmup])
+
+
+def make_optimizer(
+    optim: ml_collections.ConfigDict, num_steps: int
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """The optax transformation and its schedule. Weight decay skips biases and norm scales (ndim < 2)."""
+    schedule = learning_rate_schedule(optim, num_steps)
+
+    def decay_mask(params):
+        return jax.tree.map(lambda p: p.ndim > 1, params)
+
+    if optim.name == "adamw":
+        tx = optax.adamw(
+            schedule, b1=optim.momentum, b2=optim.beta2, weight_decay=optim.weight_decay, mask=decay_mask
+        )
+    else:  # sgd: L2 added to the gradient, Nesterov momentum, as in the classic ResNet recipe
+        tx = optax.chain(
+            optax.add_decayed_weights(optim.weight_decay, decay_mask),
+            optax.sgd(schedule, momentum=optim.momentum, nesterov=True),
+        )
+    if optim.grad_clip_norm is not None:
+        tx = optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), tx)
+    return tx, schedule

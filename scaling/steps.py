@@ -1,0 +1,89 @@
+"""The pure, jitted train and eval steps: NNX graph handling happens at trace time only."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+TrainState = dict[str, Any]  # {"params": nnx.State, "rest": nnx.State (batch stats), "opt_state": optax state}
+
+
+def normalization(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (in [0, 1] units) of uint8 images [N, H, W, C]."""
+    pixels = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    return pixels.mean(0).astype(np.float32), np.maximum(pixels.std(0), 1e-3).astype(np.float32)
+
+
+def preprocess(images: jax.Array, mean: np.ndarray, std: np.ndarray) -> jax.Array:
+    """uint8 images to normalised float32, on the device."""
+    return (images.astype(jnp.float32) / 255.0 - mean) / std
+
+
+def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State, nnx.State]:
+    """Graph definitions for train and eval mode, the parameters, and the other state (batch stats)."""
+    model.train()
+    train_graph, params, rest = nnx.split(model, nnx.Param, ...)
+    model.eval()
+    eval_graph = nnx.graphdef(model)
+    return train_graph, eval_graph, params, rest
+
+
+def make_train_step(
+    train_graph: nnx.GraphDef,
+    tx: optax.GradientTransformation,
+    mean: np.ndarray,
+    std: np.ndarray,
+    label_smoothing: float,
+    num_classes: int,
+) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """A pure step: (state, uint8 images, int labels) -> (new state, {loss, top1_error, grad_norm})."""
+
+    def loss_fn(params, rest, images, labels):
+        model = nnx.merge(train_graph, params, rest, copy=True)
+        logits = model(preprocess(images, mean, std))
+        targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+        loss = optax.softmax_cross_entropy(logits, targets).mean()
+        _, _, new_rest = nnx.split(model, nnx.Param, ...)
+        return loss, (logits, new_rest)
+
+    def train_step(state: TrainState, images: jax.Array, labels: jax.Array):
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (logits, new_rest)), grads = grad_fn(state["params"], state["rest"], images, labels)
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {
+            "loss": loss,
+            "top1_error": jnp.mean(jnp.argmax(logits, -1) != labels),
+            "grad_norm": optax.tree.norm(grads),
+        }
+        return {"params": params, "rest": new_rest, "opt_state": opt_state}, metrics
+
+    return train_step
+
+
+def make_eval_step(
+    eval_graph: nnx.GraphDef, mean: np.ndarray, std: np.ndarray, num_classes: int
+) -> Callable[..., dict[str, jax.Array]]:
+    """A pure step returning sums over the real (mask=1) examples: loss, top-1 and top-5 mistakes, count."""
+    k = min(5, num_classes)
+
+    def eval_step(params, rest, images, labels, mask):
+        model = nnx.merge(eval_graph, params, rest, copy=True)
+        logits = model(preprocess(images, mean, std))
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        top_k = jax.lax.top_k(logits, k)[1]
+        top1_wrong = top_k[:, 0] != labels
+        topk_wrong = ~jnp.any(top_k == labels[:, None], axis=-1)
+        return {
+            "loss": jnp.sum(loss * mask),
+            "top1_wrong": jnp.sum(top1_wrong * mask),
+            "top5_wrong": jnp.sum(topk_wrong * mask),
+            "count": jnp.sum(mask),
+        }
+
+    return eval_step

@@ -1,0 +1,210 @@
+"""One training run, end to end: `train_and_evaluate(config, workdir) -> RunResult`.
+
+Phases: check the config against the dataset and devices (before anything compiles); load the nested training subset and the
+evaluation split into host memory; build the model and optimizer; restore the latest checkpoint;
+compile the sharded step; train with periodic logging, evaluation and checkpoints; write the result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from scaling import checkpoint, sharding
+from scaling.config import to_json_dict
+from scaling.data import DatasetFacts, Examples, batch_indices, dataset_facts, nested_subset, open_builder, read_examples, read_labels
+from scaling.flops import train_flops_per_example
+from scaling.models import build_model, count_params, describe_model
+from scaling.optim import make_optimizer
+from scaling.progress import ProgressLine
+from scaling.errors import ConfigError, DataError
+from scaling.records import RunResult, read_result, write_config, write_result
+from scaling.steps import make_eval_step, make_train_step, normalization, split_model
+from scaling.tracking import JsonlTracker, Trackers, WandbTracker
+from scaling.validation import num_train_steps, train_subset_size, validate_config
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> RunResult:
+    """Train and evaluate `config` in `workdir`, resuming from its latest checkpoint; record the outcome.
+
+    A bad config fails before anything is decoded or compiled (recorded only in a fresh workdir, so a
+    typo never overwrites an earlier run's result); any later failure is recorded as failed and re-raised.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = RunResult(status="running", family=config.model.name)
+    started = time.monotonic()
+    try:
+        facts = dataset_facts(config.data.name, config.data.data_dir, config.data.resolution)
+        validate_config(config, facts)
+    except (ConfigError, DataError) as error:
+        if read_result(workdir) is None:
+            _record_failure(workdir, result, started, error)
+        raise
+    write_config(workdir, to_json_dict(config))
+    try:
+        return _train(config, facts, workdir, result, started)
+    except BaseException as error:
+        _record_failure(workdir, result, started, error)
+        raise
+
+
+def _record_failure(workdir: Path, result: RunResult, started: float, error: BaseException) -> None:
+    result.status, result.error = "failed", f"{type(error).__name__}: {error}"
+    result.wall_seconds = time.monotonic() - started
+    write_result(workdir, result)
+
+
+def _train(
+    config: ml_collections.ConfigDict, facts: DatasetFacts, workdir: Path, result: RunResult, started: float
+) -> RunResult:
+    # 1. Sizes, from the validated config.
+    data = config.data
+    subset_size = train_subset_size(config, facts)
+    num_steps = num_train_steps(config, subset_size)
+    batch_size = config.train.batch_size
+
+    # 2. Data: the nested class-balanced subset and the evaluation split, as uint8 arrays.
+    builder = open_builder(data.name, data.data_dir)
+    subset = nested_subset(read_labels(builder, data.train_split), data.train_examples, data.seed)
+    train_set = read_examples(builder, data.train_split, subset, data.resolution)
+    eval_set = read_examples(builder, data.eval_split, None, data.resolution)
+    mean, std = normalization(train_set.images)
+
+    # 3. Model, optimizer and state on the mesh (parameters replicated, batches split over `data`).
+    mesh = sharding.make_mesh(config.mesh)
+    model = build_model(
+        config.model, image_shape=facts.image_shape, num_classes=facts.num_classes, rngs=nnx.Rngs(config.seed)
+    )
+    train_graph, eval_graph, params, rest = split_model(model)
+    tx, schedule = make_optimizer(config.optim, num_steps)
+    state = jax.device_put(
+        {"params": params, "rest": rest, "opt_state": tx.init(params)}, sharding.replicated(mesh)
+    )
+    result.__dict__.update(
+        model=describe_model(config.model), width=config.model.width, depth=config.model.get("depth"), params=count_params(model),
+        dataset=data.name, num_classes=facts.num_classes, train_examples=subset_size,
+        resolution=facts.image_shape[0], batch_size=batch_size, num_steps=num_steps,
+        device_kind=jax.devices()[0].device_kind, num_devices=sharding.mesh_size(config.mesh),
+    )
+
+    # 4. Resume from the latest complete checkpoint, if any.
+    manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints)
+    start_step, state = checkpoint.restore_latest(manager, state)
+
+    # 5. Compile the step ahead of time; XLA's cost analysis gives the training FLOPs.
+    state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
+    train_step = jax.jit(
+        make_train_step(train_graph, tx, mean, std, config.train.label_smoothing, facts.num_classes),
+        donate_argnums=0, out_shardings=(state_sharding, sharding.replicated(mesh)),
+    )
+    example_batch = sharding.global_batch(mesh, *_batch(train_set, batch_size, data.seed, 0))
+    lowered = train_step.lower(state, *example_batch)
+    result.flops_per_example = train_flops_per_example(lowered, batch_size)
+    compiled_step = lowered.compile()
+    eval_step = jax.jit(make_eval_step(eval_graph, mean, std, facts.num_classes))
+
+    trackers = Trackers([JsonlTracker(workdir, start_step)])
+    if config.wandb.mode != "disabled":
+        trackers.trackers.append(WandbTracker(
+            workdir, config.wandb.mode, config.wandb.project, config.wandb.group, workdir.name, to_json_dict(config)
+        ))
+    progress = ProgressLine(num_steps, start_step)
+    progress.message(
+        f"{result.model}: {result.params:,} params, {result.flops_per_example or float('nan'):.3g} train FLOPs/example, "
+        f"{subset_size} examples of {data.name}, {num_steps} steps of {batch_size}"
+        + (f", resuming at step {start_step}" if start_step else "")
+    )
+
+    def evaluate(step: int) -> dict[str, float]:
+        metrics = _evaluate(eval_step, state, eval_set, config.train.eval_batch_size, mesh)
+        trackers.log(step, {"kind": "eval", "examples_seen": step * batch_size, **metrics})
+        if result.best_eval is None or metrics["top1_error"] < result.best_eval["top1_error"]:
+            result.best_eval = {"step": step, **metrics}
+        return metrics
+
+    # 6. Train: the batch of step s is a pure function of (data.seed, s), so resuming is exact.
+    pending, window_start, window_step = [], time.monotonic(), start_step
+    step = start_step
+    while step < num_steps:
+        state, metrics = compiled_step(state, *sharding.global_batch(mesh, *_batch(train_set, batch_size, data.seed, step)))
+        pending.append(metrics)
+        step += 1
+        if step % config.train.log_every_steps == 0 or step == num_steps:
+            logged = {key: float(value) for key, value in jax.device_get(_mean(pending)).items()}
+            now = time.monotonic()
+            speed = (step - window_step) * batch_size / (now - window_start)
+            pending, window_start, window_step = [], now, step
+            trackers.log(step, {
+                "kind": "train", "examples_seen": step * batch_size, "train_loss": logged["loss"],
+                "train_top1_error": logged["top1_error"], "grad_norm": logged["grad_norm"],
+                "lr": float(schedule(step - 1)), "examples_per_second": speed,
+            })
+            progress.update(step, logged["loss"], speed)
+            if not all(math.isfinite(value) for value in logged.values()):
+                result.status = "diverged"
+                result.error = f"non-finite training metrics at step {step}: {logged}; lower optim.lr or set optim.grad_clip_norm"
+                break
+        if config.train.eval_every_steps and step % config.train.eval_every_steps == 0 and step < num_steps:
+            metrics = evaluate(step)
+            progress.message(f"eval at step {step}: top-1 error {metrics['top1_error']:.4f}, loss {metrics['eval_loss']:.4f}")
+        if step % config.train.checkpoint_every_steps == 0 and result.status == "running":
+            checkpoint.save(manager, step, state)
+
+    # 7. Final evaluation, checkpoint and records.
+    if result.status == "running":
+        result.final_eval = evaluate(step)
+        checkpoint.save(manager, step, state)
+        result.status = "completed"
+        progress.message(
+            f"done: top-1 error {result.final_eval['top1_error']:.4f}, top-5 error {result.final_eval['top5_error']:.4f}"
+        )
+    manager.wait_until_finished()
+    manager.close()
+    trackers.close()
+    result.step, result.examples_seen = step, step * batch_size
+    result.compute = result.flops_per_example * result.examples_seen if result.flops_per_example else None
+    result.wall_seconds = time.monotonic() - started
+    write_result(workdir, result)
+    return result
+
+
+def _batch(examples: Examples, batch_size: int, seed: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """This process's share of the images and labels of training step `step`."""
+    indices = batch_indices(len(examples.labels), batch_size, seed, step)
+    local = np.array_split(indices, jax.process_count())[jax.process_index()]
+    return examples.images[local], examples.labels[local]
+
+
+def _mean(metrics: list[dict[str, jax.Array]]) -> dict[str, jax.Array]:
+    return {key: jnp.mean(jnp.stack([m[key] for m in metrics])) for key in metrics[0]}
+
+
+def _evaluate(eval_step, state, examples: Examples, batch_size: int, mesh) -> dict[str, float]:
+    """Loss, top-1 and top-5 error over all of `examples`; the last batch is padded and masked."""
+    totals = None
+    for start in range(0, len(examples.labels), batch_size):
+        images = examples.images[start:start + batch_size]
+        labels = examples.labels[start:start + batch_size]
+        mask = np.ones(len(labels), np.float32)
+        pad = batch_size - len(labels)
+        if pad:
+            images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
+            labels, mask = np.pad(labels, (0, pad)), np.pad(mask, (0, pad))
+        local = [np.array_split(a, jax.process_count())[jax.process_index()] for a in (images, labels, mask)]
+        sums = eval_step(state["params"], state["rest"], *sharding.global_batch(mesh, *local))
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    totals = jax.device_get(totals)
+    count = float(totals["count"])
+    return {
+        "eval_loss": float(totals["loss"]) / count,
+        "top1_error": float(totals["top1_wrong"]) / count,
+        "top5_error": float(totals["top5_wrong"]) / count,
+    }

@@ -1,0 +1,106 @@
+"""Checks a whole config against the dataset and the devices before anything compiles."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import ml_collections
+
+from scaling.data import DatasetFacts
+from scaling.defaults import OPTIMIZERS, SCHEDULES, WANDB_MODES
+from scaling.errors import ConfigError
+from scaling.models import validate_model_config
+from scaling.sharding import mesh_size
+
+
+def validate_config(config: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
+    """Raise ConfigError naming the first bad field and its fix."""
+    validate_model_config(config.model, image_shape=facts.image_shape, num_classes=facts.num_classes)
+    _validate_data(config.data, facts)
+    _validate_mesh(config.mesh)
+    _validate_train(config.train, mesh_size(config.mesh))
+    _validate_optim(config.optim)
+    _choice("wandb.mode", config.wandb.mode, WANDB_MODES)
+
+
+def train_subset_size(config: ml_collections.ConfigDict, facts: DatasetFacts) -> int:
+    """Examples in the training subset (the whole split when data.train_examples is None)."""
+    return config.data.train_examples or facts.split_sizes[config.data.train_split]
+
+
+def num_train_steps(config: ml_collections.ConfigDict, train_examples: int) -> int:
+    """The run's length in steps from exactly one of train.steps, train.examples, train.epochs."""
+    train = config.train
+    if train.steps is not None:
+        return train.steps
+    if train.examples is not None:
+        return math.ceil(train.examples / train.batch_size)
+    return math.ceil(train.epochs * train_examples / train.batch_size)
+
+
+def _validate_data(data: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
+    for field in ("train_split", "eval_split"):
+        split = data[field]
+        if split not in facts.split_sizes:
+            raise ConfigError(
+                f"data.{field}={split!r} is not a split of {facts.name}; available: {', '.join(facts.split_sizes)}"
+            )
+    available = facts.split_sizes[data.train_split]
+    if data.train_examples is not None and not 1 <= data.train_examples <= available:
+        raise ConfigError(
+            f"data.train_examples={data.train_examples} but split {data.train_split!r} of {facts.name} has "
+            f"{available} examples; choose 1..{available} or None for the whole split"
+        )
+    if data.resolution is not None and data.resolution < 1:
+        raise ConfigError(f"data.resolution must be positive or None, got {data.resolution}")
+
+
+def _validate_mesh(mesh: ml_collections.ConfigDict) -> None:
+    devices = jax.device_count()
+    if mesh.data != -1 and not 1 <= mesh.data <= devices:
+        raise ConfigError(f"mesh.data={mesh.data} but there are {devices} devices; use 1..{devices} or -1 for all")
+
+
+def _validate_train(train: ml_collections.ConfigDict, data_devices: int) -> None:
+    durations = {key: train[key] for key in ("steps", "examples", "epochs") if train[key] is not None}
+    if len(durations) != 1:
+        raise ConfigError(
+            f"set exactly one of train.steps, train.examples, train.epochs (got {durations or 'none'}); "
+            "e.g. --config.train.epochs=10"
+        )
+    (key, value), = durations.items()
+    if value <= 0:
+        raise ConfigError(f"train.{key} must be positive, got {value}")
+    for key in ("batch_size", "eval_batch_size"):
+        if train[key] <= 0 or train[key] % data_devices:
+            raise ConfigError(
+                f"train.{key}={train[key]} does not divide over the {data_devices} devices of the data axis; "
+                f"use a positive multiple of {data_devices}"
+            )
+    for key in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+        if train[key] < 1:
+            raise ConfigError(f"train.{key} must be at least 1, got {train[key]}")
+    if train.eval_every_steps < 0:
+        raise ConfigError(f"train.eval_every_steps must be >= 0 (0: only at the end), got {train.eval_every_steps}")
+    if not 0.0 <= train.label_smoothing < 1.0:
+        raise ConfigError(f"train.label_smoothing must be in [0, 1), got {train.label_smoothing}")
+
+
+def _validate_optim(optim: ml_collections.ConfigDict) -> None:
+    _choice("optim.name", optim.name, OPTIMIZERS)
+    _choice("optim.schedule", optim.schedule, SCHEDULES)
+    if optim.lr <= 0:
+        raise ConfigError(f"optim.lr must be positive, got {optim.lr}")
+    if optim.weight_decay < 0:
+        raise ConfigError(f"optim.weight_decay must be >= 0, got {optim.weight_decay}")
+    for key in ("warmup_fraction", "cooldown_fraction"):
+        if not 0.0 <= optim[key] < 1.0:
+            raise ConfigError(f"optim.{key} must be in [0, 1), got {optim[key]}")
+    if optim.grad_clip_norm is not None and optim.grad_clip_norm <= 0:
+        raise ConfigError(f"optim.grad_clip_norm must be positive or None, got {optim.grad_clip_norm}")
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{field}={value!r} is not one of: {', '.join(allowed)}")

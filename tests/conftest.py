@@ -1,0 +1,22 @@
+"""Test setup: 8 virtual CPU devices (set before jax is imported) and shared fixtures."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def digits_data_dir(tmp_path_factory) -> str:
+    """A tfds data_dir holding the embedded `digits` dataset, built once per session."""
+    from scaling.data import open_builder
+
+    data_dir = str(tmp_path_factory.mktemp("tfds_data"))
+    open_builder("digits", data_dir)
+    return data_dir

@@ -1,0 +1,41 @@
+"""Shared helpers for the training tests: tiny configs on the digits built by the fixture."""
+
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from scaling.config import load_config
+
+TINY_MODELS = {
+    "resnet": "configs/resnet.py:width=4,depth=10",
+    "vit": "configs/vit.py:width=16,depth=2,num_heads=2,patch_size=2",
+}
+
+
+def tiny_args(family: str, data_dir: str, *overrides: str) -> list[str]:
+    """`scaling train` arguments for a tiny model on the digits, without wandb."""
+    base = [f"data.data_dir={data_dir}", "train.epochs=None", "train.batch_size=32", "train.eval_batch_size=64", "train.eval_every_steps=0", "wandb.mode=disabled"]
+    return ["--config", TINY_MODELS[family], *(f"--config.{item}" for item in [*base, *overrides])]
+
+
+def tiny_config(family: str, data_dir: str, *overrides: str) -> ml_collections.ConfigDict:
+    """The config `tiny_args` describes."""
+    args = tiny_args(family, data_dir, *overrides)
+    return load_config(args[1], [item.removeprefix("--config.") for item in args[2:]])
+
+
+def final_checkpoint_leaves(workdir: Path) -> list[np.ndarray]:
+    """Every array of the latest checkpoint in `workdir`, in a fixed order."""
+    with ocp.CheckpointManager((workdir / "checkpoints").absolute()) as manager:
+        restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+    return [np.asarray(leaf) for leaf in _leaves(restored)]
+
+
+def _leaves(tree) -> list:
+    if isinstance(tree, dict):
+        return [leaf for key in sorted(tree) for leaf in _leaves(tree[key])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    return [] if tree is None else [tree]

@@ -1,0 +1,60 @@
+"""The `scaling` command: help, records in the workdir, wandb resume, and clear errors before compiling."""
+
+import json
+
+import pytest
+
+from helpers import tiny_args
+from scaling.cli import main
+
+
+def test_help_explains_the_train_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--config", "--workdir", "--wandb", "--config.KEY=VALUE", "resumes"):
+        assert option in text
+
+
+def test_train_writes_records_and_rerun_continues_the_same_wandb_run(digits_data_dir, tmp_path, capsys):
+    args = ["train", *tiny_args("resnet", digits_data_dir, "train.steps=10", "train.log_every_steps=5",
+                                "train.eval_every_steps=5"), "--workdir", str(tmp_path), "--wandb", "offline"]
+    assert main(args) == 0
+    assert "examples/s" in capsys.readouterr().err
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"]["width"] == 4 and config["train"]["steps"] == 10
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(line["step"], line["kind"]) for line in lines] == [(5, "train"), (5, "eval"), (10, "train"), (10, "eval")]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "completed" and result["examples_seen"] == 320
+    assert result["compute"] == pytest.approx(result["flops_per_example"] * 320)
+    assert 0.0 <= result["final_eval"]["top5_error"] <= result["final_eval"]["top1_error"] <= 1.0
+    run_id = (tmp_path / "wandb_run_id").read_text()
+    assert any(path.name.endswith(run_id) for path in (tmp_path / "wandb").iterdir())
+
+    assert main(args) == 0  # already complete: resumes at the end, same wandb run
+    assert (tmp_path / "wandb_run_id").read_text() == run_id
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5  # only the final eval is added
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.widht=4"], "unknown key 'widht'"),
+        (["model.name=alexnett"], "model.name"),
+        (["model.width=0"], "model.width"),
+        (["data.train_examples=100000"], "data.train_examples=100000"),
+        (["train.batch_size=36"], "train.batch_size=36"),
+    ],
+)
+def test_bad_config_exits_with_a_message_before_compiling(overrides, message, digits_data_dir, tmp_path, capsys):
+    args = ["train", *tiny_args("resnet", digits_data_dir, "train.steps=2", *overrides), "--workdir", str(tmp_path)]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_different_config_in_an_existing_workdir_is_refused(digits_data_dir, tmp_path, capsys):
+    assert main(["train", *tiny_args("resnet", digits_data_dir, "train.steps=2"), "--workdir", str(tmp_path)]) == 0
+    assert main(["train", *tiny_args("resnet", digits_data_dir, "train.steps=3"), "--workdir", str(tmp_path)]) == 2
+    assert "train.steps: 2 there, 3 now" in capsys.readouterr().err

@@ -1,0 +1,85 @@
+"""Config files, their argument, overrides and validation: each bad case names its field."""
+
+import pytest
+
+from scaling.config import apply_override, load_config, parse_config_arg
+from scaling.data import DatasetFacts
+from scaling.errors import ConfigError
+from scaling.validation import num_train_steps, validate_config
+
+DIGITS = DatasetFacts(name="digits", num_classes=10, image_shape=(8, 8, 1), split_sizes={"train": 1437, "test": 360})
+
+
+def test_config_file_argument_and_overrides_set_typed_values():
+    config = load_config("configs/resnet.py:width=24,depth=14", ["optim.lr=3e-3", "train.epochs=2", "data.train_examples=400"])
+    assert (config.model.width, config.model.depth) == (24, 14)
+    assert config.optim.lr == pytest.approx(3e-3)
+    assert config.train.epochs == 2.0 and isinstance(config.train.epochs, float)
+    assert config.data.train_examples == 400
+
+
+def test_tuple_override_on_an_unset_field():
+    config = load_config("configs/resnet.py", ["model.stage_sizes=(1,2,1,1)", "model.depth=None"])
+    assert tuple(config.model.stage_sizes) == (1, 2, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [("optim.lrr=1", "lrr"), ("trian.steps=3", "trian"), ("model.widht=3", "widht"), ("optim.lr=fast", "optim.lr")],
+)
+def test_unknown_or_mistyped_override_names_the_field(override, field):
+    config = load_config("configs/resnet.py")
+    with pytest.raises(ConfigError, match=field):
+        apply_override(config, override)
+
+
+def test_unknown_config_argument_key_is_an_error():
+    with pytest.raises(ConfigError, match="dpeth"):
+        parse_config_arg("dpeth=3", depth=10, width=16)
+
+
+def test_missing_config_file_is_an_error():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("configs/nope.py")
+
+
+def _validated(*overrides: str) -> None:
+    validate_config(load_config("configs/resnet.py", list(overrides)), DIGITS)
+
+
+def test_default_configs_are_valid():
+    _validated()
+    validate_config(load_config("configs/vit.py"), DIGITS)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.name=resnt"], "model.name"),
+        (["model.width=0"], "model.width"),
+        (["model.width=-4"], "model.width"),
+        (["data.train_examples=5000"], "data.train_examples"),
+        (["data.train_examples=0"], "data.train_examples"),
+        (["train.batch_size=100"], "train.batch_size"),
+        (["train.eval_batch_size=20"], "train.eval_batch_size"),
+        (["train.steps=10"], "exactly one of train.steps"),
+        (["train.epochs=None"], "exactly one of train.steps"),
+        (["optim.name=adam"], "optim.name"),
+        (["optim.schedule=step"], "optim.schedule"),
+        (["optim.lr=0"], "optim.lr"),
+        (["data.eval_split=validation"], "data.eval_split"),
+        (["mesh.data=16"], "mesh.data"),
+        (["wandb.mode=cloud"], "wandb.mode"),
+    ],
+)
+def test_bad_config_fails_naming_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        _validated(*overrides)
+
+
+def test_durations_in_steps_examples_and_epochs():
+    config = load_config("configs/resnet.py", ["train.epochs=None", "train.batch_size=64"])
+    for key, value, steps in [("steps", 7, 7), ("examples", 640, 10), ("examples", 641, 11), ("epochs", 2.0, 32)]:
+        config.train[key] = value
+        assert num_train_steps(config, train_examples=1000) == steps
+        config.train[key] = None
