@@ -10,6 +10,7 @@ from scaling.models import default_model_config
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "linear", "constant", "wsd")
 WANDB_MODES = ("offline", "online", "disabled")
+DURATIONS = ("steps", "examples", "epochs", "flops")
 
 
 def base_config(model_name: str) -> ml_collections.ConfigDict:
@@ -29,9 +30,10 @@ def base_config(model_name: str) -> ml_collections.ConfigDict:
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 128  # global batch, divided over the mesh's data axis
-    config.train.steps = placeholder(int)  # duration: exactly one of steps, examples, epochs
+    config.train.steps = placeholder(int)  # duration: exactly one of steps, examples, epochs, flops
     config.train.examples = placeholder(int)
     config.train.epochs = placeholder(float)
+    config.train.flops = placeholder(float)  # a compute budget: training FLOPs of the whole run
     config.train.label_smoothing = 0.0
     config.train.log_every_steps = 20
     config.train.eval_every_steps = 0  # 0: evaluate only at the end

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from scaling.steps import make_loss_fn, split_model
 
 
-def train_flops_per_example(lowered: jax.stages.Lowered, global_batch_size: int) -> float | None:
-    """XLA's count of the lowered (global, unpartitioned) train step, per example; None if unavailable."""
+def train_flops_per_example(
+    abstract_model: nnx.Module, image_shape: tuple[int, int, int], num_classes: int, batch_size: int
+) -> float:
+    """XLA's count of forward + backward of the loss (global, unpartitioned), per example.
+
+    `abstract_model` may hold shapes only (from `nnx.eval_shape`): nothing is allocated or compiled.
+    The optimizer update is excluded: it costs per step, not per example.
+    """
+    train_graph, _, params, rest = split_model(abstract_model)
+    channels = image_shape[-1]
+    loss_fn = make_loss_fn(train_graph, np.zeros(channels, np.float32), np.ones(channels, np.float32), 0.0, num_classes)
+    images = jax.ShapeDtypeStruct((batch_size, *image_shape), jnp.uint8)
+    labels = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+    lowered = jax.jit(jax.value_and_grad(loss_fn, has_aux=True)).lower(params, rest, images, labels)
     analysis = lowered.cost_analysis()
     if isinstance(analysis, list):
-        analysis = analysis[0] if analysis else None
-    if not analysis or "flops" not in analysis:
-        return None
-    return float(analysis["flops"]) / global_batch_size
+        analysis = analysis[0]
+    return float(analysis["flops"]) / batch_size

@@ -33,15 +33,10 @@ def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.Stat
     return train_graph, eval_graph, params, rest
 
 
-def make_train_step(
-    train_graph: nnx.GraphDef,
-    tx: optax.GradientTransformation,
-    mean: np.ndarray,
-    std: np.ndarray,
-    label_smoothing: float,
-    num_classes: int,
-) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
-    """A pure step: (state, uint8 images, int labels) -> (new state, {loss, top1_error, grad_norm})."""
+def make_loss_fn(
+    train_graph: nnx.GraphDef, mean: np.ndarray, std: np.ndarray, label_smoothing: float, num_classes: int
+) -> Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]]:
+    """(params, rest, uint8 images, labels) -> (mean cross-entropy, (logits, updated batch stats))."""
 
     def loss_fn(params, rest, images, labels):
         model = nnx.merge(train_graph, params, rest, copy=True)
@@ -50,6 +45,14 @@ def make_train_step(
         loss = optax.softmax_cross_entropy(logits, targets).mean()
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
         return loss, (logits, new_rest)
+
+    return loss_fn
+
+
+def make_train_step(
+    loss_fn: Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]], tx: optax.GradientTransformation
+) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """A pure step: (state, uint8 images, int labels) -> (new state, {loss, top1_error, grad_norm})."""
 
     def train_step(state: TrainState, images: jax.Array, labels: jax.Array):
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)

@@ -19,16 +19,15 @@ from flax import nnx
 
 from scaling import checkpoint, sharding
 from scaling.config import to_json_dict
-from scaling.data import DatasetFacts, Examples, batch_indices, dataset_facts, nested_subset, open_builder, read_examples, read_labels
-from scaling.flops import train_flops_per_example
-from scaling.models import build_model, count_params, describe_model
+from scaling.data import Examples, batch_indices, nested_subset, open_builder, read_examples, read_labels
+from scaling.models import build_model, describe_model
 from scaling.optim import make_optimizer
 from scaling.progress import ProgressLine
 from scaling.errors import ConfigError, DataError
 from scaling.records import RunResult, read_result, write_config, write_result
-from scaling.steps import make_eval_step, make_train_step, normalization, split_model
+from scaling.plan import RunPlan, plan_run
+from scaling.steps import make_eval_step, make_loss_fn, make_train_step, normalization, split_model
 from scaling.tracking import JsonlTracker, Trackers, WandbTracker
-from scaling.validation import num_train_steps, train_subset_size, validate_config
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> RunResult:
@@ -42,15 +41,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     result = RunResult(status="running", family=config.model.name)
     started = time.monotonic()
     try:
-        facts = dataset_facts(config.data.name, config.data.data_dir, config.data.resolution)
-        validate_config(config, facts)
+        plan = plan_run(config)
     except (ConfigError, DataError) as error:
         if read_result(workdir) is None:
             _record_failure(workdir, result, started, error)
         raise
     write_config(workdir, to_json_dict(config))
     try:
-        return _train(config, facts, workdir, result, started)
+        return _train(config, plan, workdir, result, started)
     except BaseException as error:
         _record_failure(workdir, result, started, error)
         raise
@@ -62,14 +60,10 @@ def _record_failure(workdir: Path, result: RunResult, started: float, error: Bas
     write_result(workdir, result)
 
 
-def _train(
-    config: ml_collections.ConfigDict, facts: DatasetFacts, workdir: Path, result: RunResult, started: float
-) -> RunResult:
+def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, result: RunResult, started: float) -> RunResult:
     # 1. Sizes, from the validated config.
-    data = config.data
-    subset_size = train_subset_size(config, facts)
-    num_steps = num_train_steps(config, subset_size)
-    batch_size = config.train.batch_size
+    data, facts = config.data, plan.facts
+    subset_size, num_steps, batch_size = plan.train_examples, plan.num_steps, plan.batch_size
 
     # 2. Data: the nested class-balanced subset and the evaluation split, as uint8 arrays.
     builder = open_builder(data.name, data.data_dir)
@@ -89,7 +83,8 @@ def _train(
         {"params": params, "rest": rest, "opt_state": tx.init(params)}, sharding.replicated(mesh)
     )
     result.__dict__.update(
-        model=describe_model(config.model), width=config.model.width, depth=config.model.get("depth"), params=count_params(model),
+        model=describe_model(config.model), width=config.model.width, depth=config.model.get("depth"), params=plan.params,
+        flops_per_example=plan.flops_per_example,
         dataset=data.name, num_classes=facts.num_classes, train_examples=subset_size,
         resolution=facts.image_shape[0], batch_size=batch_size, num_steps=num_steps,
         device_kind=jax.devices()[0].device_kind, num_devices=sharding.mesh_size(config.mesh),
@@ -99,16 +94,14 @@ def _train(
     manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints)
     start_step, state = checkpoint.restore_latest(manager, state)
 
-    # 5. Compile the step ahead of time; XLA's cost analysis gives the training FLOPs.
+    # 5. Compile the step ahead of time.
     state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
+    loss_fn = make_loss_fn(train_graph, mean, std, config.train.label_smoothing, facts.num_classes)
     train_step = jax.jit(
-        make_train_step(train_graph, tx, mean, std, config.train.label_smoothing, facts.num_classes),
-        donate_argnums=0, out_shardings=(state_sharding, sharding.replicated(mesh)),
+        make_train_step(loss_fn, tx), donate_argnums=0, out_shardings=(state_sharding, sharding.replicated(mesh))
     )
     example_batch = sharding.global_batch(mesh, *_batch(train_set, batch_size, data.seed, 0))
-    lowered = train_step.lower(state, *example_batch)
-    result.flops_per_example = train_flops_per_example(lowered, batch_size)
-    compiled_step = lowered.compile()
+    compiled_step = train_step.lower(state, *example_batch).compile()
     eval_step = jax.jit(make_eval_step(eval_graph, mean, std, facts.num_classes))
 
     trackers = Trackers([JsonlTracker(workdir, start_step)])
@@ -118,7 +111,7 @@ def _train(
         ))
     progress = ProgressLine(num_steps, start_step)
     progress.message(
-        f"{result.model}: {result.params:,} params, {result.flops_per_example or float('nan'):.3g} train FLOPs/example, "
+        f"{result.model}: {result.params:,} params, {result.flops_per_example:.3g} train FLOPs/example, "
         f"{subset_size} examples of {data.name}, {num_steps} steps of {batch_size}"
         + (f", resuming at step {start_step}" if start_step else "")
     )
@@ -170,7 +163,7 @@ def _train(
     manager.close()
     trackers.close()
     result.step, result.examples_seen = step, step * batch_size
-    result.compute = result.flops_per_example * result.examples_seen if result.flops_per_example else None
+    result.compute = result.flops_per_example * result.examples_seen
     result.wall_seconds = time.monotonic() - started
     write_result(workdir, result)
     return result

@@ -8,7 +8,7 @@ import jax
 import ml_collections
 
 from scaling.data import DatasetFacts
-from scaling.defaults import OPTIMIZERS, SCHEDULES, WANDB_MODES
+from scaling.defaults import DURATIONS, OPTIMIZERS, SCHEDULES, WANDB_MODES
 from scaling.errors import ConfigError
 from scaling.models import validate_model_config
 from scaling.sharding import mesh_size
@@ -29,14 +29,18 @@ def train_subset_size(config: ml_collections.ConfigDict, facts: DatasetFacts) ->
     return config.data.train_examples or facts.split_sizes[config.data.train_split]
 
 
-def num_train_steps(config: ml_collections.ConfigDict, train_examples: int) -> int:
-    """The run's length in steps from exactly one of train.steps, train.examples, train.epochs."""
+def num_train_steps(config: ml_collections.ConfigDict, train_examples: int, flops_per_example: float) -> int:
+    """The run's length in steps from exactly one of train.steps, .examples, .epochs, .flops (a compute budget)."""
     train = config.train
     if train.steps is not None:
         return train.steps
     if train.examples is not None:
-        return math.ceil(train.examples / train.batch_size)
-    return math.ceil(train.epochs * train_examples / train.batch_size)
+        examples = train.examples
+    elif train.epochs is not None:
+        examples = train.epochs * train_examples
+    else:
+        examples = train.flops / flops_per_example
+    return max(1, math.ceil(examples / train.batch_size))
 
 
 def _validate_data(data: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
@@ -63,11 +67,11 @@ def _validate_mesh(mesh: ml_collections.ConfigDict) -> None:
 
 
 def _validate_train(train: ml_collections.ConfigDict, data_devices: int) -> None:
-    durations = {key: train[key] for key in ("steps", "examples", "epochs") if train[key] is not None}
+    durations = {key: train[key] for key in DURATIONS if train[key] is not None}
     if len(durations) != 1:
         raise ConfigError(
-            f"set exactly one of train.steps, train.examples, train.epochs (got {durations or 'none'}); "
-            "e.g. --config.train.epochs=10"
+            f"set exactly one of train.steps, train.examples, train.epochs, train.flops (got {durations or 'none'}); "
+            "e.g. --config.train.epochs=10, and the others None"
         )
     (key, value), = durations.items()
     if value <= 0:

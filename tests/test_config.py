@@ -79,7 +79,8 @@ def test_bad_config_fails_naming_the_field(overrides, message):
 
 def test_durations_in_steps_examples_and_epochs():
     config = load_config("configs/resnet.py", ["train.epochs=None", "train.batch_size=64"])
-    for key, value, steps in [("steps", 7, 7), ("examples", 640, 10), ("examples", 641, 11), ("epochs", 2.0, 32)]:
+    cases = [("steps", 7, 7), ("examples", 640, 10), ("examples", 641, 11), ("epochs", 2.0, 32), ("flops", 64e6, 10)]
+    for key, value, steps in cases:
         config.train[key] = value
-        assert num_train_steps(config, train_examples=1000) == steps
+        assert num_train_steps(config, train_examples=1000, flops_per_example=1e5) == steps
         config.train[key] = None
