@@ -7,6 +7,7 @@ import os
 import sys
 
 from scaling.errors import CheckpointError, ConfigError, DataError
+from scaling.sweep.commands import add_commands as add_sweep_commands
 
 TRAIN_EPILOG = """\
 config overrides:
@@ -26,6 +27,7 @@ Exit status: 0 completed, 1 failed or diverged, 2 bad config or data.
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `scaling` console script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = argparse.ArgumentParser(
         prog="scaling", description="JAX scaling-law research suite for ImageNet: train Flax models of any size."
     )
@@ -40,10 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--workdir", required=True, help="directory for this run's records and checkpoints")
     train.add_argument("--wandb", choices=("offline", "online", "disabled"),
                        help="wandb mode (default: the config's wandb.mode, offline)")
+    train.set_defaults(handler=_train)
+    add_sweep_commands(commands)
     args, extra = parser.parse_known_args(argv)
-    overrides = _config_overrides(extra, parser)
+    args.overrides = _config_overrides(extra, parser) if args.command == "train" else extra
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return _train(args, overrides)
+        return args.handler(args)
     except (ConfigError, DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -61,12 +67,11 @@ def _config_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list
     return overrides
 
 
-def _train(args: argparse.Namespace, overrides: list[str]) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def _train(args: argparse.Namespace) -> int:
     from scaling.config import load_config
     from scaling.train import train_and_evaluate
 
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, args.overrides)
     if args.wandb:
         config.wandb.mode = args.wandb
     result = train_and_evaluate(config, args.workdir)

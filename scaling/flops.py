@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from scaling.steps import make_loss_fn, split_model
@@ -19,11 +18,12 @@ def train_flops_per_example(
     The optimizer update is excluded: it costs per step, not per example.
     """
     train_graph, _, params, rest = split_model(abstract_model)
-    channels = image_shape[-1]
-    loss_fn = make_loss_fn(train_graph, np.zeros(channels, np.float32), np.ones(channels, np.float32), 0.0, num_classes)
+    loss_fn = make_loss_fn(train_graph, 0.0, num_classes)
     images = jax.ShapeDtypeStruct((batch_size, *image_shape), jnp.uint8)
     labels = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
-    lowered = jax.jit(jax.value_and_grad(loss_fn, has_aux=True)).lower(params, rest, images, labels)
+    channel = jax.ShapeDtypeStruct((image_shape[-1],), jnp.float32)
+    norm = {"mean": channel, "std": channel}
+    lowered = jax.jit(jax.value_and_grad(loss_fn, has_aux=True)).lower(params, rest, images, labels, norm)
     analysis = lowered.cost_analysis()
     if isinstance(analysis, list):
         analysis = analysis[0]

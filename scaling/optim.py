@@ -1,4 +1,8 @@
-"""Optimizers (adamw, sgd + momentum) and learning-rate schedules, from the config's `optim` section."""
+"""Optimizers (adamw, sgd + momentum) at unit learning rate, and learning-rate schedules.
+
+The train step multiplies the optimizer's update by the schedule's value for the step, which the
+host computes: the compiled program does not depend on the schedule or the run's length.
+"""
 
 from __future__ import annotations
 
@@ -28,24 +32,19 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> 
     return optax.join_schedules([warmup_schedule, after], [warmup])
 
 
-def make_optimizer(
-    optim: ml_collections.ConfigDict, num_steps: int
-) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """The optax transformation and its schedule. Weight decay skips biases and norm scales (ndim < 2)."""
-    schedule = learning_rate_schedule(optim, num_steps)
+def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """The optax transformation at unit learning rate. Weight decay skips biases and norm scales (ndim < 2)."""
 
     def decay_mask(params):
         return jax.tree.map(lambda p: p.ndim > 1, params)
 
     if optim.name == "adamw":
-        tx = optax.adamw(
-            schedule, b1=optim.momentum, b2=optim.beta2, weight_decay=optim.weight_decay, mask=decay_mask
-        )
+        tx = optax.adamw(1.0, b1=optim.momentum, b2=optim.beta2, weight_decay=optim.weight_decay, mask=decay_mask)
     else:  # sgd: L2 added to the gradient, Nesterov momentum, as in the classic ResNet recipe
         tx = optax.chain(
             optax.add_decayed_weights(optim.weight_decay, decay_mask),
-            optax.sgd(schedule, momentum=optim.momentum, nesterov=True),
+            optax.sgd(1.0, momentum=optim.momentum, nesterov=True),
         )
     if optim.grad_clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), tx)
-    return tx, schedule
+    return tx

@@ -1,4 +1,10 @@
-"""The pure, jitted train and eval steps: NNX graph handling happens at trace time only."""
+"""The pure, jitted train and eval steps: NNX graph handling happens at trace time only.
+
+Everything that varies between the runs of a sweep without changing shapes (normalisation
+statistics of the subset, the learning rate of the step) is an argument, not a baked-in constant,
+so runs that differ only in subset size or schedule share one compiled program (and one entry
+of the persistent compilation cache).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,19 @@ import optax
 from flax import nnx
 
 TrainState = dict[str, Any]  # {"params": nnx.State, "rest": nnx.State (batch stats), "opt_state": optax state}
+Norm = dict[str, jax.Array]  # {"mean": [C], "std": [C]} in [0, 1] pixel units
+LossFn = Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]]
 
 
-def normalization(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalization(images: np.ndarray) -> Norm:
     """Per-channel mean and std (in [0, 1] units) of uint8 images [N, H, W, C]."""
     pixels = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return pixels.mean(0).astype(np.float32), np.maximum(pixels.std(0), 1e-3).astype(np.float32)
+    return {"mean": pixels.mean(0).astype(np.float32), "std": np.maximum(pixels.std(0), 1e-3).astype(np.float32)}
 
 
-def preprocess(images: jax.Array, mean: np.ndarray, std: np.ndarray) -> jax.Array:
+def preprocess(images: jax.Array, norm: Norm) -> jax.Array:
     """uint8 images to normalised float32, on the device."""
-    return (images.astype(jnp.float32) / 255.0 - mean) / std
+    return (images.astype(jnp.float32) / 255.0 - norm["mean"]) / norm["std"]
 
 
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State, nnx.State]:
@@ -33,14 +41,12 @@ def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.Stat
     return train_graph, eval_graph, params, rest
 
 
-def make_loss_fn(
-    train_graph: nnx.GraphDef, mean: np.ndarray, std: np.ndarray, label_smoothing: float, num_classes: int
-) -> Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]]:
-    """(params, rest, uint8 images, labels) -> (mean cross-entropy, (logits, updated batch stats))."""
+def make_loss_fn(train_graph: nnx.GraphDef, label_smoothing: float, num_classes: int) -> LossFn:
+    """(params, rest, uint8 images, labels, norm) -> (mean cross-entropy, (logits, updated batch stats))."""
 
-    def loss_fn(params, rest, images, labels):
+    def loss_fn(params, rest, images, labels, norm):
         model = nnx.merge(train_graph, params, rest, copy=True)
-        logits = model(preprocess(images, mean, std))
+        logits = model(preprocess(images, norm))
         targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
         loss = optax.softmax_cross_entropy(logits, targets).mean()
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
@@ -50,15 +56,19 @@ def make_loss_fn(
 
 
 def make_train_step(
-    loss_fn: Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]], tx: optax.GradientTransformation
-) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
-    """A pure step: (state, uint8 images, int labels) -> (new state, {loss, top1_error, grad_norm})."""
+    loss_fn: LossFn, tx: optax.GradientTransformation
+) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
+    """A pure step: (state, uint8 images, labels, norm, lr) -> (new state, {loss, top1_error, grad_norm}).
 
-    def train_step(state: TrainState, images: jax.Array, labels: jax.Array):
+    `tx` works at unit learning rate; its update is scaled by `lr` (exact for adamw's decoupled
+    decay and for sgd's momentum, whose updates are linear in the learning rate).
+    """
+
+    def train_step(state: TrainState, images: jax.Array, labels: jax.Array, norm: Norm, lr: jax.Array):
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (logits, new_rest)), grads = grad_fn(state["params"], state["rest"], images, labels)
+        (loss, (logits, new_rest)), grads = grad_fn(state["params"], state["rest"], images, labels, norm)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        params = optax.apply_updates(state["params"], jax.tree.map(lambda u: lr * u, updates))
         metrics = {
             "loss": loss,
             "top1_error": jnp.mean(jnp.argmax(logits, -1) != labels),
@@ -69,15 +79,13 @@ def make_train_step(
     return train_step
 
 
-def make_eval_step(
-    eval_graph: nnx.GraphDef, mean: np.ndarray, std: np.ndarray, num_classes: int
-) -> Callable[..., dict[str, jax.Array]]:
+def make_eval_step(eval_graph: nnx.GraphDef, num_classes: int) -> Callable[..., dict[str, jax.Array]]:
     """A pure step returning sums over the real (mask=1) examples: loss, top-1 and top-5 mistakes, count."""
     k = min(5, num_classes)
 
-    def eval_step(params, rest, images, labels, mask):
+    def eval_step(params, rest, images, labels, mask, norm):
         model = nnx.merge(eval_graph, params, rest, copy=True)
-        logits = model(preprocess(images, mean, std))
+        logits = model(preprocess(images, norm))
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         top_k = jax.lax.top_k(logits, k)[1]
         top1_wrong = top_k[:, 0] != labels

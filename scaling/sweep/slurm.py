@@ -1,0 +1,131 @@
+"""The Slurm launcher: every point without a final result runs as one task of a single submitit job array."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import site
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import submitit
+
+import scaling
+from scaling.records import RunResult, read_result, write_result
+from scaling.sweep.local import COMPILATION_CACHE
+from scaling.sweep.progress import SweepProgress
+from scaling.sweep.spec import SweepPoint
+from scaling.sweep.state import is_done
+from scaling.sweep.worker import train_point
+
+POLL_SECONDS = 2.0
+UNINHERITED = ("XLA_FLAGS",)  # settings of the submitting shell that jobs must not pick up
+
+
+class PointJob(submitit.helpers.Checkpointable):
+    """`train_point` as a Slurm job, requeued when preempted or timed out.
+
+    On Slurm's warning signal submitit calls the inherited `checkpoint()`, which resubmits the same
+    point; the new attempt resumes from the run's own orbax checkpoints.
+    """
+
+    def __call__(self, point: SweepPoint, root: str, wandb: str | None) -> str:
+        return train_point(point, root, wandb)
+
+
+def run_slurm(
+    points: list[SweepPoint], root: Path, *, wandb: str | None = None, partition: str | None = None,
+    timeout_min: int = 60, cpus_per_task: int = 4, gpus_per_node: int = 0, array_parallelism: int = 64,
+    env: Mapping[str, str] | None = None, folder: Path | None = None,
+    on_finish: Callable[[SweepPoint, str], None] | None = None,
+) -> dict[str, str]:
+    """Run every point without a final result as one Slurm job array, wait for it; return {run_id: status}.
+
+    At most `array_parallelism` tasks run at once, each on one node with `cpus_per_task` cores and
+    `gpus_per_node` GPUs for at most `timeout_min` minutes (then requeued, up to 3 times). Jobs run
+    this Python in the current directory, in the submitting environment without XLA_FLAGS, plus a
+    compilation cache shared by the sweep's runs (as the local launcher's), plus `env`. submitit's files go to `folder` (default `root/.submitit/<timestamp>`, fresh per launch). A job
+    that ends without a result is recorded as failed with the tail of its log; interrupting the wait
+    cancels the jobs still queued or running.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    todo = [point for point in points if not is_done(root, point)]
+    progress = SweepProgress(total=len(points), already_done=len(points) - len(todo))
+    statuses: dict[str, str] = {}
+    if todo:
+        executor = submitit.SlurmExecutor(folder=folder or root / ".submitit" / time.strftime("%Y%m%d-%H%M%S"))
+        executor.update_parameters(
+            job_name=todo[0].sweep, time=timeout_min, nodes=1, ntasks_per_node=1, cpus_per_task=cpus_per_task,
+            array_parallelism=array_parallelism, setup=_job_setup(root, env or {}),
+            **({"partition": partition} if partition else {}),
+            **({"gpus_per_node": gpus_per_node} if gpus_per_node else {}),
+        )
+        jobs = executor.map_array(PointJob(), todo, [str(root)] * len(todo), [wandb] * len(todo))
+        statuses = _wait(dict(zip(todo, jobs)), root, progress, on_finish)
+    progress.summary()
+    return statuses
+
+
+def _job_setup(root: Path, env: Mapping[str, str]) -> list[str]:
+    """Shell lines run before each job: drop UNINHERITED, export the cache and `env`, make `scaling` importable."""
+    cache = {"JAX_COMPILATION_CACHE_DIR": str((root / COMPILATION_CACHE).absolute()),
+             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    exports = {**{key: value for key, value in cache.items() if key not in os.environ}, **env}
+    lines = [f"unset {name}" for name in UNINHERITED]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in exports.items()]
+    source = Path(scaling.__file__).resolve().parents[1]
+    if source not in {Path(path).resolve() for path in site.getsitepackages()}:  # a source checkout
+        lines.append(f"export PYTHONPATH={shlex.quote(str(source))}${{PYTHONPATH:+:$PYTHONPATH}}")
+    return lines
+
+
+def _wait(
+    jobs: dict[SweepPoint, submitit.Job], root: Path, progress: SweepProgress,
+    on_finish: Callable[[SweepPoint, str], None] | None,
+) -> dict[str, str]:
+    """Follow the jobs until all have ended (a job has started once it has a log); return their statuses."""
+    started: dict[str, float] = {}
+    statuses: dict[str, str] = {}
+    try:
+        while len(statuses) < len(jobs):
+            time.sleep(POLL_SECONDS)
+            for point, job in jobs.items():
+                if point.run_id in statuses:
+                    continue
+                done = job.done()
+                if point.run_id not in started and (done or job.paths.stdout.exists()):
+                    started[point.run_id] = time.monotonic()
+                    progress.started(point.run_id)
+                if not done:
+                    continue
+                status = statuses[point.run_id] = _finished_status(point, root, job)
+                seconds = time.monotonic() - started[point.run_id]
+                progress.finished(point.run_id, status, seconds, read_result(root / point.run_id))
+                if on_finish:
+                    on_finish(point, status)
+    except BaseException:
+        unfinished = [job.job_id for point, job in jobs.items() if point.run_id not in statuses]
+        if unfinished:
+            subprocess.run(["scancel", *unfinished], check=False)
+        raise
+    return statuses
+
+
+def _finished_status(point: SweepPoint, root: Path, job: submitit.Job) -> str:
+    """The status the run recorded; a job that ended without recording one is recorded as failed."""
+    workdir = root / point.run_id
+    result = read_result(workdir)
+    if result is not None and result["status"] != "running":
+        return result["status"]
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_result(workdir, RunResult(status="failed", error=_job_error(job)))
+    return "failed"
+
+
+def _job_error(job: submitit.Job) -> str:
+    """Why a job left no result: how it ended, and the tail of its log."""
+    ending = "raised an exception" if job.paths.result_pickle.exists() else f"ended in state {job.state}"
+    log_tail = (job.stderr() or "")[-2000:]
+    return f"Slurm job {job.job_id} {ending} without a result; tail of {job.paths.stderr}:\n{log_tail}"

@@ -1,0 +1,77 @@
+"""Loading a sweep definition (`experiments/<name>.py`) and expanding it into points with stable ids."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from scaling.config import load_config
+from scaling.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPoint:
+    """One run of a sweep: the base config file, its overrides and the id that names its workdir."""
+
+    sweep: str
+    run_id: str
+    config: str  # `configs/x.py[:arg]`
+    overrides: tuple[str, ...]  # `key=value` strings, applied after the sweep's own settings
+
+    def load(self) -> ml_collections.ConfigDict:
+        """The point's full config, with the sweep name as the wandb group."""
+        config = load_config(self.config, [*self.overrides, f"wandb.group={self.sweep}"])
+        return config
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A named list of points."""
+
+    name: str
+    points: list[SweepPoint]
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Import `experiments/<name>.py` (NAME, CONFIG, get_grid(), optional OVERRIDES) and expand it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file {str(path)!r} does not exist; pass experiments/<name>.py")
+    module_spec = importlib.util.spec_from_file_location(f"_scaling_sweep_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    for attribute in ("CONFIG", "get_grid"):
+        if not hasattr(module, attribute):
+            raise ConfigError(f"sweep file {path} defines no {attribute}; see experiments/demo.py for the shape")
+    name = getattr(module, "NAME", path.stem)
+    shared = dict(getattr(module, "OVERRIDES", {}))
+    points = [_point(name, module.CONFIG, shared, grid_point) for grid_point in module.get_grid()]
+    duplicates = {p.run_id for p in points if sum(q.run_id == p.run_id for q in points) > 1}
+    if duplicates:
+        raise ConfigError(f"sweep {name} lists the same point twice: {', '.join(sorted(duplicates))}")
+    return Sweep(name=name, points=points)
+
+
+def run_id(config: str, shared: dict[str, Any], swept: dict[str, Any]) -> str:
+    """A readable, stable id: the swept values, then a hash of the base config and all overrides."""
+    canonical = json.dumps({"config": config, "overrides": {**shared, **swept}}, sort_keys=True, default=str)
+    digest = hashlib.sha1(canonical.encode()).hexdigest()[:8]
+    readable = "-".join(f"{key.split('.')[-1]}{_short(value)}" for key, value in swept.items())
+    return f"{readable[:80]}-{digest}" if readable else digest
+
+
+def _point(sweep: str, config: str, shared: dict[str, Any], swept: dict[str, Any]) -> SweepPoint:
+    overrides = {**shared, **swept}
+    texts = tuple(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}" for key, value in overrides.items())
+    return SweepPoint(sweep=sweep, run_id=run_id(config, shared, swept), config=config, overrides=texts)
+
+
+def _short(value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return "".join(ch for ch in text if ch.isalnum() or ch in ".+")
