@@ -11,14 +11,13 @@ from scaling.errors import ConfigError
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
-STATUSES = ("running", "completed", "failed", "diverged")
 
 
 @dataclasses.dataclass
 class RunResult:
     """Summary of one run. Compute is training FLOPs: forward + backward, 1 multiply-add = 2 FLOPs."""
 
-    status: str
+    status: str  # running (or killed), completed, failed, diverged, interrupted (stopped from outside)
     error: str | None = None
     family: str | None = None
     model: str | None = None

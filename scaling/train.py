@@ -55,7 +55,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
 
 def _record_failure(workdir: Path, result: RunResult, started: float, error: BaseException) -> None:
-    result.status, result.error = "failed", f"{type(error).__name__}: {error}"
+    """Record the run as failed, or as interrupted (resumable) when it was stopped from outside."""
+    stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+    result.status, result.error = "interrupted" if stopped else "failed", f"{type(error).__name__}: {error}"
     result.wall_seconds = time.monotonic() - started
     write_result(workdir, result)
 

@@ -9,13 +9,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scaling.records import RunResult, read_result, write_result
+from scaling.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
-from scaling.sweep.state import is_done
+from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished
 
 LOG_FILE = "train.log"
-COMPILATION_CACHE = ".jax_cache"  # runs that differ only in data size or schedule share compiled steps
 
 
 def train_command(point: SweepPoint, root: Path, wandb: str | None) -> list[str]:
@@ -52,7 +51,7 @@ def run_local(
                 continue
             del running[slot]
             free_slots.append(slot)
-            status = _finished_status(point, root, process.returncode)
+            status = record_unfinished(root, point, lambda: _log_error(root / point.run_id, process.returncode))
             statuses[point.run_id] = status
             progress.finished(point.run_id, status, time.monotonic() - started, read_result(root / point.run_id))
             if on_finish:
@@ -77,8 +76,7 @@ def _start(point: SweepPoint, root: Path, wandb: str | None, slot: int, parallel
 def _worker_env(root: Path, slot: int, parallel: int) -> dict[str, str]:
     """The parent's environment, a compilation cache shared by the sweep's runs, and this slot's GPUs."""
     env = dict(os.environ)
-    env.setdefault("JAX_COMPILATION_CACHE_DIR", str((root / COMPILATION_CACHE).absolute()))
-    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    env = {**compilation_cache_env(root), **env}
     gpus = env.get("CUDA_VISIBLE_DEVICES")
     if gpus and parallel > 1:
         ids = gpus.split(",")
@@ -86,13 +84,7 @@ def _worker_env(root: Path, slot: int, parallel: int) -> dict[str, str]:
     return env
 
 
-def _finished_status(point: SweepPoint, root: Path, returncode: int) -> str:
-    """The status the run recorded; a run that died without recording one is recorded as failed."""
-    workdir = root / point.run_id
-    result = read_result(workdir)
-    if result is not None and result["status"] != "running":
-        return result["status"]
+def _log_error(workdir: Path, returncode: int) -> str:
+    """Why a process left no result: its exit status and the tail of its log."""
     log_tail = (workdir / LOG_FILE).read_text()[-2000:] if (workdir / LOG_FILE).exists() else ""
-    error = f"process exited with status {returncode} without a result; log tail:\n{log_tail}"
-    write_result(workdir, RunResult(status="failed", error=error))
-    return "failed"
+    return f"process exited with status {returncode} without a result; log tail:\n{log_tail}"

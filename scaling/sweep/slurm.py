@@ -13,11 +13,10 @@ from pathlib import Path
 import submitit
 
 import scaling
-from scaling.records import RunResult, read_result, write_result
-from scaling.sweep.local import COMPILATION_CACHE
+from scaling.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
-from scaling.sweep.state import is_done
+from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished
 from scaling.sweep.worker import train_point
 
 POLL_SECONDS = 2.0
@@ -46,9 +45,10 @@ def run_slurm(
     At most `array_parallelism` tasks run at once, each on one node with `cpus_per_task` cores and
     `gpus_per_node` GPUs for at most `timeout_min` minutes (then requeued, up to 3 times). Jobs run
     this Python in the current directory, in the submitting environment without XLA_FLAGS, plus a
-    compilation cache shared by the sweep's runs (as the local launcher's), plus `env`. submitit's files go to `folder` (default `root/.submitit/<timestamp>`, fresh per launch). A job
-    that ends without a result is recorded as failed with the tail of its log; interrupting the wait
-    cancels the jobs still queued or running.
+    compilation cache shared by the sweep's runs (as the local launcher's), plus `env`. submitit's
+    files go to `folder` (default `root/.submitit/<timestamp>`, fresh per launch). A job that ends
+    without a result is recorded as failed with the tail of its log; interrupting the wait cancels
+    the jobs still queued or running.
     """
     root.mkdir(parents=True, exist_ok=True)
     todo = [point for point in points if not is_done(root, point)]
@@ -70,8 +70,7 @@ def run_slurm(
 
 def _job_setup(root: Path, env: Mapping[str, str]) -> list[str]:
     """Shell lines run before each job: drop UNINHERITED, export the cache and `env`, make `scaling` importable."""
-    cache = {"JAX_COMPILATION_CACHE_DIR": str((root / COMPILATION_CACHE).absolute()),
-             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    cache = compilation_cache_env(root)
     exports = {**{key: value for key, value in cache.items() if key not in os.environ}, **env}
     lines = [f"unset {name}" for name in UNINHERITED]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in exports.items()]
@@ -100,7 +99,7 @@ def _wait(
                     progress.started(point.run_id)
                 if not done:
                     continue
-                status = statuses[point.run_id] = _finished_status(point, root, job)
+                status = statuses[point.run_id] = record_unfinished(root, point, lambda: _job_error(job))
                 seconds = time.monotonic() - started[point.run_id]
                 progress.finished(point.run_id, status, seconds, read_result(root / point.run_id))
                 if on_finish:
@@ -111,17 +110,6 @@ def _wait(
             subprocess.run(["scancel", *unfinished], check=False)
         raise
     return statuses
-
-
-def _finished_status(point: SweepPoint, root: Path, job: submitit.Job) -> str:
-    """The status the run recorded; a job that ended without recording one is recorded as failed."""
-    workdir = root / point.run_id
-    result = read_result(workdir)
-    if result is not None and result["status"] != "running":
-        return result["status"]
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_result(workdir, RunResult(status="failed", error=_job_error(job)))
-    return "failed"
 
 
 def _job_error(job: submitit.Job) -> str:

@@ -1,0 +1,89 @@
+"""The Slurm launcher on a real one-node cluster: one job array, requeue on preemption, failures recorded."""
+
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from helpers import tiny_args
+from scaling.records import read_result
+from scaling.sweep.state import COMPILATION_CACHE
+from scaling.sweep.slurm import run_slurm
+from scaling.sweep.spec import SweepPoint
+from slurm_cluster import slurm_cluster
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parents[1]
+TWO_DEVICES = "--xla_force_host_platform_device_count=2"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with slurm_cluster(tmp_path_factory.mktemp("slurm")):
+        yield
+
+
+def _point(run_id: str, data_dir: str, *overrides: str) -> SweepPoint:
+    """A tiny ResNet on the digits; the config path is absolute, so jobs may run anywhere."""
+    args = tiny_args("resnet", data_dir, *overrides)
+    overrides = tuple(arg.removeprefix("--config.") for arg in args[2:])
+    return SweepPoint("slurm-test", run_id, str(REPO / args[1]), overrides)
+
+
+def _preempt_at_first_checkpoint(workdir: Path, array_index: int, signalled: list[str], stop: threading.Event) -> None:
+    """Once the run has a complete checkpoint, send its job Slurm's preemption warning signal (USR2)."""
+    while not stop.wait(0.2):
+        if any(path.name.isdigit() for path in (workdir / "checkpoints").glob("*")):
+            squeue = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], capture_output=True, text=True, check=True)
+            job_id = next((job for job in squeue.stdout.split() if job.endswith(f"_{array_index}")), None)
+            if job_id:
+                subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+                signalled.append(job_id)
+                return
+
+
+def test_sweep_runs_as_one_array_resumes_after_preemption_and_is_not_resubmitted(cluster, digits_data_dir, tmp_path):
+    preempted = _point("preempted", digits_data_dir, "train.steps=300", "train.checkpoint_every_steps=10")
+    short = [_point(f"lr{lr}", digits_data_dir, "train.steps=20", f"optim.lr={lr}") for lr in (1e-3, 3e-3)]
+    points = [preempted, *short]
+    signalled, finished, stop = [], [], threading.Event()
+    preempter = threading.Thread(
+        target=_preempt_at_first_checkpoint, args=(tmp_path / preempted.run_id, 0, signalled, stop)
+    )
+    preempter.start()
+    try:
+        statuses = run_slurm(points, tmp_path, cpus_per_task=1, env={"XLA_FLAGS": TWO_DEVICES},
+                             on_finish=lambda point, status: finished.append(point.run_id))
+    finally:
+        stop.set()
+        preempter.join()
+
+    assert statuses == {point.run_id: "completed" for point in points}
+    assert sorted(finished) == sorted(statuses)
+    for point in points:  # XLA_FLAGS came from `env`, not from the tests' 8 devices
+        assert read_result(tmp_path / point.run_id)["status"] == "completed"
+        assert read_result(tmp_path / point.run_id)["num_devices"] == 2
+    assert read_result(tmp_path / preempted.run_id)["step"] == 300
+    assert any((tmp_path / COMPILATION_CACHE).iterdir())
+    (folder,) = (tmp_path / ".submitit").iterdir()
+    assert len({path.name.split("_")[0] for path in folder.glob("*_log.out")}) == 1  # one job array
+    assert signalled, "the preempted run finished before its first checkpoint"
+    log = (folder / f"{signalled[0]}_0_log.err").read_text()
+    assert "Calling checkpoint method" in log and "resuming at step" in log
+
+    assert run_slurm(points, tmp_path, cpus_per_task=1) == {}
+    assert list((tmp_path / ".submitit").iterdir()) == [folder]
+
+
+@pytest.mark.parametrize(("config", "env", "expected"), [
+    ("configs/missing.py", {}, ("raised an exception", "configs/missing.py")),
+    ("configs/resnet.py", {"PYTHONHOME": "/nonexistent"}, ("ended in state FAILED", "Fatal Python error")),
+])
+def test_job_that_ends_without_a_result_is_recorded_as_failed(cluster, tmp_path, config, env, expected):
+    point = SweepPoint("slurm-test", "broken", str(REPO / config), ())
+
+    assert run_slurm([point], tmp_path, cpus_per_task=1, env=env) == {point.run_id: "failed"}
+    result = read_result(tmp_path / point.run_id)
+    assert result["status"] == "failed" and all(text in result["error"] for text in expected)
