@@ -40,6 +40,13 @@ def base_config(model_name: str) -> ml_collections.ConfigDict:
     config.train.eval_batch_size = 256
     config.train.checkpoint_every_steps = 200
     config.train.keep_checkpoints = 2
+    config.train.keep_checkpoint_fractions = ()  # also save and keep forever at these fractions of the run
+    # Cooldown branch (Hägele et al. 2024): this config describes the trunk, a constant-LR run whose
+    # workdir is `branch_from` (relative paths are siblings of this run's workdir). The branch starts
+    # from the trunk's checkpoint at `branch_fraction` of its steps, then decays the LR linearly to 0
+    # over optim.cooldown_fraction of the branch's own length.
+    config.train.branch_from = placeholder(str)
+    config.train.branch_fraction = placeholder(float)
 
     config.optim = ml_collections.ConfigDict()
     config.optim.name = "adamw"  # one of OPTIMIZERS

@@ -7,7 +7,9 @@ host computes: the compiled program does not depend on the schedule or the run's
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 
@@ -30,6 +32,18 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> 
             [rest - cooldown],
         )
     return optax.join_schedules([warmup_schedule, after], [warmup])
+
+
+def learning_rates(optim: ml_collections.ConfigDict, num_steps: int) -> np.ndarray:
+    """The learning rate of every step of a `num_steps` run, float32 [num_steps]."""
+    return np.asarray(jax.vmap(learning_rate_schedule(optim, num_steps))(jnp.arange(num_steps)), np.float32)
+
+
+def cooldown_branch(trunk_rates: np.ndarray, branch_step: int, total_steps: int) -> np.ndarray:
+    """The trunk's rates up to `branch_step`, then a linear decay from the trunk's rate there to 0 at `total_steps`."""
+    start = trunk_rates[min(branch_step, len(trunk_rates) - 1)]
+    decay = start * (1.0 - np.arange(total_steps - branch_step) / (total_steps - branch_step))
+    return np.concatenate([trunk_rates[:branch_step], decay]).astype(np.float32)
 
 
 def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:

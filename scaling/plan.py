@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import ml_collections
 from flax import nnx
@@ -21,8 +22,10 @@ class RunPlan:
     train_examples: int
     params: int
     flops_per_example: float
-    num_steps: int
+    num_steps: int  # this run's steps (for a cooldown branch: up to the branch point, plus its cooldown)
     batch_size: int
+    trunk_steps: int  # the steps the config's duration describes (the trunk's, for a branch)
+    branch_step: int | None = None  # where a cooldown branch leaves its trunk
 
     @property
     def compute(self) -> float:
@@ -39,7 +42,18 @@ def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
     )
     flops = train_flops_per_example(abstract_model, facts.image_shape, facts.num_classes, config.train.batch_size)
     subset = train_subset_size(config, facts)
+    trunk_steps = num_train_steps(config, subset, flops)
+    branch_step = num_steps = None
+    if config.train.branch_from is not None:
+        branch_step = max(1, round(config.train.branch_fraction * trunk_steps))
+        num_steps = math.ceil(branch_step / (1.0 - config.optim.cooldown_fraction))
     return RunPlan(
         facts=facts, train_examples=subset, params=count_params(abstract_model), flops_per_example=flops,
-        num_steps=num_train_steps(config, subset, flops), batch_size=config.train.batch_size,
+        num_steps=num_steps or trunk_steps, batch_size=config.train.batch_size, trunk_steps=trunk_steps,
+        branch_step=branch_step,
     )
+
+
+def kept_steps(config: ml_collections.ConfigDict, trunk_steps: int) -> set[int]:
+    """Steps whose checkpoints are saved and kept forever (branch points of cooldowns)."""
+    return {max(1, round(fraction * trunk_steps)) for fraction in config.train.keep_checkpoint_fractions}

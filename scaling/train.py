@@ -21,13 +21,13 @@ from scaling import checkpoint, sharding
 from scaling.config import to_json_dict
 from scaling.data import DatasetFacts, Examples, batch_indices, nested_subset, open_builder, read_examples, read_labels
 from scaling.models import build_model, describe_model
-from scaling.optim import learning_rate_schedule, make_optimizer
+from scaling.optim import cooldown_branch, learning_rates, make_optimizer
 from scaling.progress import ProgressLine
 from scaling.errors import ConfigError, DataError
 from scaling.records import RunResult, read_result, write_config, write_result
-from scaling.plan import RunPlan, plan_run
+from scaling.plan import RunPlan, kept_steps, plan_run
 from scaling.steps import make_eval_step, make_loss_fn, make_train_step, normalization, split_model
-from scaling.tracking import JsonlTracker, Trackers, WandbTracker
+from scaling.tracking import JsonlTracker, Trackers, WandbTracker, read_metrics
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> RunResult:
@@ -79,7 +79,9 @@ def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, resu
     model = _initialised_model(config, facts)
     train_graph, eval_graph, params, rest = split_model(model)
     tx = make_optimizer(config.optim)
-    learning_rates = np.asarray(jax.vmap(learning_rate_schedule(config.optim, num_steps))(jnp.arange(num_steps)), np.float32)
+    rates = learning_rates(config.optim, plan.trunk_steps)
+    if plan.branch_step is not None:
+        rates = cooldown_branch(rates, plan.branch_step, num_steps)
     state = jax.device_put(
         {"params": params, "rest": rest, "opt_state": tx.init(params)}, sharding.replicated(mesh)
     )
@@ -91,9 +93,14 @@ def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, resu
         device_kind=jax.devices()[0].device_kind, num_devices=sharding.mesh_size(config.mesh),
     )
 
-    # 4. Resume from the latest complete checkpoint, if any.
-    manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints)
+    # 4. Resume from the latest complete checkpoint; a new cooldown branch starts from its trunk's.
+    keep_steps = kept_steps(config, plan.trunk_steps)
+    manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints, keep_steps)
     start_step, state = checkpoint.restore_latest(manager, state)
+    if start_step == 0 and plan.branch_step is not None:
+        trunk = workdir.parent / config.train.branch_from
+        with checkpoint.checkpoint_manager(trunk, config.train.keep_checkpoints) as trunk_manager:
+            start_step, state = plan.branch_step, checkpoint.restore(trunk_manager, plan.branch_step, state)
 
     # 5. Compile the step ahead of time.
     state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
@@ -121,8 +128,6 @@ def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, resu
     def evaluate(step: int) -> dict[str, float]:
         metrics = _evaluate(eval_step, state, eval_set, config.train.eval_batch_size, mesh, norm)
         trackers.log(step, {"kind": "eval", "examples_seen": step * batch_size, **metrics})
-        if result.best_eval is None or metrics["top1_error"] < result.best_eval["top1_error"]:
-            result.best_eval = {"step": step, **metrics}
         return metrics
 
     # 6. Train: the batch of step s is a pure function of (data.seed, s), so resuming is exact.
@@ -130,7 +135,7 @@ def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, resu
     step = start_step
     while step < num_steps:
         images, labels = sharding.global_batch(mesh, *_batch(train_set, batch_size, data.seed, step))
-        state, metrics = compiled_step(state, images, labels, norm, learning_rates[step])
+        state, metrics = compiled_step(state, images, labels, norm, rates[step])
         pending.append(metrics)
         step += 1
         if step % config.train.log_every_steps == 0 or step == num_steps:
@@ -141,7 +146,7 @@ def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, resu
             trackers.log(step, {
                 "kind": "train", "examples_seen": step * batch_size, "train_loss": logged["loss"],
                 "train_top1_error": logged["top1_error"], "grad_norm": logged["grad_norm"],
-                "lr": float(learning_rates[step - 1]), "examples_per_second": speed,
+                "lr": float(rates[step - 1]), "examples_per_second": speed,
             })
             progress.update(step, logged["loss"], speed)
             if not all(math.isfinite(value) for value in logged.values()):
@@ -151,7 +156,7 @@ def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, resu
         if config.train.eval_every_steps and step % config.train.eval_every_steps == 0 and step < num_steps:
             metrics = evaluate(step)
             progress.message(f"eval at step {step}: top-1 error {metrics['top1_error']:.4f}, loss {metrics['eval_loss']:.4f}")
-        if step % config.train.checkpoint_every_steps == 0 and result.status == "running":
+        if (step % config.train.checkpoint_every_steps == 0 or step in keep_steps) and result.status == "running":
             checkpoint.save(manager, step, state)
 
     # 7. Final evaluation, checkpoint and records.
@@ -165,6 +170,8 @@ def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, resu
     manager.wait_until_finished()
     manager.close()
     trackers.close()
+    evals = [line for line in read_metrics(workdir) if line["kind"] == "eval"]
+    result.best_eval = min(evals, key=lambda line: line["top1_error"], default=None)
     result.step, result.examples_seen = step, step * batch_size
     result.compute = result.flops_per_example * result.examples_seen
     result.wall_seconds = time.monotonic() - started

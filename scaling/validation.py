@@ -21,6 +21,8 @@ def validate_config(config: ml_collections.ConfigDict, facts: DatasetFacts) -> N
     _validate_mesh(config.mesh)
     _validate_train(config.train, mesh_size(config.mesh))
     _validate_optim(config.optim)
+    if config.train.branch_from is not None and config.optim.cooldown_fraction == 0.0:
+        raise ConfigError("a cooldown branch (train.branch_from) needs optim.cooldown_fraction > 0, e.g. 0.2")
     _choice("wandb.mode", config.wandb.mode, WANDB_MODES)
 
 
@@ -87,6 +89,13 @@ def _validate_train(train: ml_collections.ConfigDict, data_devices: int) -> None
             raise ConfigError(f"train.{key} must be at least 1, got {train[key]}")
     if train.eval_every_steps < 0:
         raise ConfigError(f"train.eval_every_steps must be >= 0 (0: only at the end), got {train.eval_every_steps}")
+    for fraction in train.keep_checkpoint_fractions:
+        if not 0.0 < fraction <= 1.0:
+            raise ConfigError(f"train.keep_checkpoint_fractions must lie in (0, 1], got {fraction}")
+    if (train.branch_from is None) != (train.branch_fraction is None):
+        raise ConfigError("set train.branch_from and train.branch_fraction together (a cooldown branch), or neither")
+    if train.branch_fraction is not None and not 0.0 < train.branch_fraction <= 1.0:
+        raise ConfigError(f"train.branch_fraction must lie in (0, 1], got {train.branch_fraction}")
     if not 0.0 <= train.label_smoothing < 1.0:
         raise ConfigError(f"train.label_smoothing must be in [0, 1), got {train.label_smoothing}")
 

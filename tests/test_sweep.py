@@ -1,5 +1,6 @@
 """Sweeps: grid notation, stable ids, kill-and-rerun without duplicates, diverged points, results table."""
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from scaling.cli import main
 from scaling.sweep import chain, fixed, product, sweep, zipped
 from scaling.sweep.results import COLUMNS
 from scaling.sweep.spec import load_sweep
+from scaling.tracking import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,3 +98,31 @@ def test_diverging_point_is_recorded_and_the_sweep_goes_on(digits_data_dir, tmp_
     assert main(["sweep", "results", "--root", str(root)]) == 0
     table = pd.read_csv(root / "results.csv")
     assert set(table.groupby("run_id")["status"].first()) == {"completed", "diverged"}
+
+
+def test_cooldown_branches_leave_the_trunk_and_each_give_a_row(digits_data_dir, tmp_path):
+    path = _write_sweep(tmp_path / "s.py", digits_data_dir, 'sweep("model.width", [4])')
+    path.write_text(path.read_text() + "COOLDOWN_FRACTIONS = (0.5, 1.0)\n")
+    points = load_sweep(path).points
+    trunk, *branches = points
+    assert [p.after for p in points] == [None, trunk.run_id, trunk.run_id]
+    root = tmp_path / "root"
+    assert main(["sweep", "run", str(path), "--root", str(root)]) == 0
+    assert main(["sweep", "results", "--root", str(root)]) == 0
+    finals = pd.read_csv(root / "results.csv").query("is_final").set_index("run_id")
+    assert finals.loc[trunk.run_id, "schedule"] == "constant" and finals.loc[trunk.run_id, "step"] == 20
+    # 0.5 of the trunk's 20 steps = 10, plus a cooldown of 20% of the branch: 13 steps; from 20: 25 steps.
+    for branch, branch_step, steps in zip(branches, (10, 20), (13, 25), strict=True):
+        assert finals.loc[branch.run_id, "schedule"] == "constant+cooldown"
+        assert finals.loc[branch.run_id, "step"] == steps
+        lines = read_metrics(root / branch.run_id)
+        train_steps = [line["step"] for line in lines if line["kind"] == "train"]
+        assert train_steps[0] > branch_step  # trained from the branch point, not from scratch
+        last_rate = [line["lr"] for line in lines if line["kind"] == "train"][-1]
+        assert last_rate == pytest.approx(config_lr(root / trunk.run_id) / (steps - branch_step))  # linear to 0
+    kept = sorted(int(p.name) for p in (root / trunk.run_id / "checkpoints").iterdir() if p.name.isdigit())
+    assert {10, 20} <= set(kept)
+
+
+def config_lr(workdir: Path) -> float:
+    return json.loads((workdir / "config.json").read_text())["optim"]["lr"]

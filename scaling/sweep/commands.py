@@ -62,19 +62,21 @@ def _show(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from scaling.sweep.local import run_local
     from scaling.sweep.planning import format_plan, plan_points
-    from scaling.sweep.spec import load_sweep
+    from scaling.sweep.spec import dependency_waves, load_sweep
 
     if args.parallel < 1:
         raise SystemExit("error: --parallel must be at least 1")
     sweep = load_sweep(args.sweep_file)
     print(format_plan(sweep.points, plan_points(sweep.points)))
-    if args.launcher == "slurm":
-        from scaling.sweep.slurm import run_slurm
+    statuses: dict[str, str] = {}
+    for wave in dependency_waves(sweep.points):  # cooldown branches run after their trunks
+        if args.launcher == "slurm":
+            from scaling.sweep.slurm import run_slurm
 
-        statuses = run_slurm(sweep.points, args.root, wandb=args.wandb, partition=args.partition,
-                             timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node)
-    else:
-        statuses = run_local(sweep.points, args.root, parallel=args.parallel, wandb=args.wandb)
+            statuses |= run_slurm(wave, args.root, wandb=args.wandb, partition=args.partition,
+                                  timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node)
+        else:
+            statuses |= run_local(wave, args.root, parallel=args.parallel, wandb=args.wandb)
     return 0 if all(status == "completed" for status in statuses.values()) else 1
 
 

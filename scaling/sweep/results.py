@@ -56,7 +56,7 @@ def _run_rows(root: Path, workdir: Path) -> list[dict[str, Any]]:
         "flops_per_example": result.get("flops_per_example"), "dataset": result.get("dataset"),
         "num_classes": result.get("num_classes"), "train_examples": result.get("train_examples"),
         "resolution": result.get("resolution"), "batch_size": result.get("batch_size"),
-        "lr": optim.get("lr"), "weight_decay": optim.get("weight_decay"), "schedule": optim.get("schedule"),
+        "lr": optim.get("lr"), "weight_decay": optim.get("weight_decay"), "schedule": _schedule(config),
         "seed": config.get("seed"), "status": result["status"], "wall_seconds": result.get("wall_seconds"),
         "device_kind": result.get("device_kind"), "minival_error": math.nan,
     }
@@ -81,3 +81,9 @@ def _latest_train_loss(train_lines: list[dict[str, Any]], step: int) -> float:
     """The training loss logged last at or before `step`."""
     losses = [line["train_loss"] for line in train_lines if line["step"] <= step]
     return losses[-1] if losses else math.nan
+
+
+def _schedule(config: dict[str, Any]) -> str | None:
+    """The optimizer's schedule; cooldown branches are marked `+cooldown`."""
+    schedule = config.get("optim", {}).get("schedule")
+    return f"{schedule}+cooldown" if schedule and config["train"].get("branch_from") else schedule

@@ -23,6 +23,7 @@ class SweepPoint:
     run_id: str
     config: str  # `configs/x.py[:arg]`
     overrides: tuple[str, ...]  # `key=value` strings, applied after the sweep's own settings
+    after: str | None = None  # run id of a point that must finish first (a cooldown branch's trunk)
 
     def load(self) -> ml_collections.ConfigDict:
         """The point's full config, with the sweep name as the wandb group."""
@@ -39,7 +40,12 @@ class Sweep:
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Import `experiments/<name>.py` (NAME, CONFIG, get_grid(), optional OVERRIDES) and expand it."""
+    """Import `experiments/<name>.py` and expand it.
+
+    The file defines CONFIG (`configs/x.py[:arg]`), get_grid() (see scaling.sweep.grid), and optionally
+    NAME, OVERRIDES (settings shared by every point) and COOLDOWN_FRACTIONS: then each grid point
+    becomes a constant-LR trunk plus one cooldown branch per fraction (Hägele et al. 2024).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep file {str(path)!r} does not exist; pass experiments/<name>.py")
@@ -51,7 +57,10 @@ def load_sweep(path: str | Path) -> Sweep:
             raise ConfigError(f"sweep file {path} defines no {attribute}; see experiments/demo.py for the shape")
     name = getattr(module, "NAME", path.stem)
     shared = dict(getattr(module, "OVERRIDES", {}))
-    points = [_point(name, module.CONFIG, shared, grid_point) for grid_point in module.get_grid()]
+    fractions = tuple(getattr(module, "COOLDOWN_FRACTIONS", ()))
+    points = [
+        point for grid_point in module.get_grid() for point in _points(name, module.CONFIG, shared, grid_point, fractions)
+    ]
     duplicates = {p.run_id for p in points if sum(q.run_id == p.run_id for q in points) > 1}
     if duplicates:
         raise ConfigError(f"sweep {name} lists the same point twice: {', '.join(sorted(duplicates))}")
@@ -66,10 +75,44 @@ def run_id(config: str, shared: dict[str, Any], swept: dict[str, Any]) -> str:
     return f"{readable[:80]}-{digest}" if readable else digest
 
 
-def _point(sweep: str, config: str, shared: dict[str, Any], swept: dict[str, Any]) -> SweepPoint:
+def _points(
+    sweep: str, config: str, shared: dict[str, Any], swept: dict[str, Any], cooldown_fractions: tuple[float, ...]
+) -> list[SweepPoint]:
+    """The point of one grid entry, or its trunk and cooldown branches."""
+    if not cooldown_fractions:
+        return [_point(sweep, config, shared, swept)]
+    trunk_settings = {**shared, "optim.schedule": "constant", "train.keep_checkpoint_fractions": cooldown_fractions}
+    trunk = _point(sweep, config, trunk_settings, swept)
+    branches = [
+        _point(sweep, config, {**trunk_settings, "train.branch_from": trunk.run_id, "train.branch_fraction": fraction},
+               swept, after=trunk.run_id)
+        for fraction in cooldown_fractions
+    ]
+    return [trunk, *branches]
+
+
+def _point(
+    sweep: str, config: str, shared: dict[str, Any], swept: dict[str, Any], after: str | None = None
+) -> SweepPoint:
     overrides = {**shared, **swept}
     texts = tuple(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}" for key, value in overrides.items())
-    return SweepPoint(sweep=sweep, run_id=run_id(config, shared, swept), config=config, overrides=texts)
+    if after is None:
+        identifier = run_id(config, shared, swept)
+    else:  # a cooldown branch: named after its trunk and its branch point
+        identifier = f"{after}-cooldown{shared['train.branch_fraction']:g}"
+    return SweepPoint(sweep=sweep, run_id=identifier, config=config, overrides=texts, after=after)
+
+
+def dependency_waves(points: list[SweepPoint]) -> list[list[SweepPoint]]:
+    """Points grouped so that every point comes in a later wave than the point it runs after."""
+    waves: list[list[SweepPoint]] = []
+    placed: dict[str, int] = {}
+    for point in points:
+        wave = placed[point.after] + 1 if point.after in placed else 0
+        placed[point.run_id] = wave
+        waves.extend([] for _ in range(wave + 1 - len(waves)))
+        waves[wave].append(point)
+    return waves
 
 
 def _short(value: Any) -> str:
