@@ -7,6 +7,7 @@ import os
 import sys
 
 from scaling.errors import CheckpointError, ConfigError, DataError
+from scaling.bench import add_commands as add_bench_commands
 from scaling.sweep.commands import add_commands as add_sweep_commands
 
 TRAIN_EPILOG = """\
@@ -44,9 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="wandb mode (default: the config's wandb.mode, offline)")
     train.set_defaults(handler=_train)
     add_sweep_commands(commands)
+    add_bench_commands(commands)
     args, extra = parser.parse_known_args(argv)
-    args.overrides = _config_overrides(extra, parser) if args.command == "train" else extra
-    if extra and args.command != "train":
+    takes_overrides = args.command == "train" or getattr(args, "bench_command", None) == "pack"
+    args.overrides = _config_overrides(extra, parser) if takes_overrides else extra
+    if extra and not takes_overrides:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.handler(args)

@@ -39,6 +39,7 @@ class RunResult:
     wall_seconds: float = 0.0
     device_kind: str | None = None
     num_devices: int | None = None
+    pack_size: int = 1  # models trained together in one vmapped program (wall time is shared)
 
 
 def write_config(workdir: Path, config: dict[str, Any]) -> None:

@@ -26,12 +26,12 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def batch_sharded(mesh: Mesh) -> NamedSharding:
-    """Sharding that splits the leading (batch) dimension over the data axis."""
-    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+def batch_sharded(mesh: Mesh, packed: bool = False) -> NamedSharding:
+    """Sharding that splits the batch dimension over the data axis (the second one behind a member axis)."""
+    return NamedSharding(mesh, PartitionSpec(None, DATA_AXIS) if packed else PartitionSpec(DATA_AXIS))
 
 
-def global_batch(mesh: Mesh, *local_arrays: np.ndarray) -> tuple[jax.Array, ...]:
+def global_batch(mesh: Mesh, *local_arrays: np.ndarray, packed: bool = False) -> tuple[jax.Array, ...]:
     """Turn this process's share of a batch into global arrays sharded over the data axis."""
-    sharding = batch_sharded(mesh)
+    sharding = batch_sharded(mesh, packed)
     return tuple(jax.make_array_from_process_local_data(sharding, array) for array in local_arrays)

@@ -1,12 +1,15 @@
-"""One training run, end to end: `train_and_evaluate(config, workdir) -> RunResult`.
+"""Training end to end: `train_and_evaluate(config, workdir)` for one run, `train_packed` for several.
 
-Phases: check the config against the dataset and devices (before anything compiles); load the nested training subset and the
-evaluation split into host memory; build the model and optimizer; restore the latest checkpoint;
-compile the sharded step; train with periodic logging, evaluation and checkpoints; write the result.
+Phases: check every config against the dataset and devices (before anything compiles); load each
+run's nested training subset and the evaluation split into host memory; build the models and
+optimizer; restore the latest checkpoints; compile one sharded step, vmapped over the runs of a pack
+(a single run is a pack of one); train with periodic logging, evaluation and checkpoints; write each
+run's result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -15,19 +18,37 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 from flax import nnx
 
 from scaling import checkpoint, sharding
 from scaling.config import to_json_dict
 from scaling.data import DatasetFacts, Examples, batch_indices, nested_subset, open_builder, read_examples, read_labels
+from scaling.errors import CheckpointError, ConfigError, DataError
 from scaling.models import build_model, describe_model
 from scaling.optim import cooldown_branch, learning_rates, make_optimizer
-from scaling.progress import ProgressLine
-from scaling.errors import ConfigError, DataError
-from scaling.records import RunResult, read_result, write_config, write_result
+from scaling.packing import check_packable
 from scaling.plan import RunPlan, kept_steps, plan_run
-from scaling.steps import make_eval_step, make_loss_fn, make_train_step, normalization, split_model
-from scaling.tracking import JsonlTracker, Trackers, WandbTracker, read_metrics
+from scaling.progress import ProgressLine
+from scaling.records import RunResult, read_result, write_config, write_result
+from scaling.steps import Norm, make_eval_step, make_loss_fn, make_train_step, normalization, split_model
+from scaling.tracking import JsonlTracker, Tracker, Trackers, WandbTracker, read_metrics
+
+
+@dataclasses.dataclass
+class Member:
+    """One run of a pack: its config, workdir, plan, data, schedule, checkpoints and records."""
+
+    config: ml_collections.ConfigDict
+    workdir: Path
+    plan: RunPlan
+    result: RunResult
+    train_set: Examples | None = None
+    norm: Norm | None = None
+    rates: np.ndarray | None = None
+    keep_steps: set[int] = dataclasses.field(default_factory=set)
+    manager: ocp.CheckpointManager | None = None
+    trackers: Tracker | None = None
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> RunResult:
@@ -36,21 +57,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     A bad config fails before anything is decoded or compiled (recorded only in a fresh workdir, so a
     typo never overwrites an earlier run's result); any later failure is recorded as failed and re-raised.
     """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    result = RunResult(status="running", family=config.model.name)
+    return train_packed([config], [workdir])[0]
+
+
+def train_packed(configs: list[ml_collections.ConfigDict], workdirs: list[str | Path]) -> list[RunResult]:
+    """Train runs that share shapes and step counts together in one vmapped program.
+
+    Each run keeps its own workdir, checkpoints, metrics and result, exactly as if trained alone
+    (seeds, learning rates and subset sizes may differ; see scaling.packing).
+    """
     started = time.monotonic()
+    members = []
+    for config, workdir in zip(configs, map(Path, workdirs), strict=True):
+        workdir.mkdir(parents=True, exist_ok=True)
+        result = RunResult(status="running", family=config.model.name, pack_size=len(configs))
+        try:
+            members.append(Member(config, workdir, plan_run(config), result))
+        except (ConfigError, DataError) as error:
+            if read_result(workdir) is None:
+                _record_failure(workdir, result, started, error)
+            raise
+    check_packable(configs, [member.plan for member in members])
+    for member in members:
+        write_config(member.workdir, to_json_dict(member.config))
     try:
-        plan = plan_run(config)
-    except (ConfigError, DataError) as error:
-        if read_result(workdir) is None:
-            _record_failure(workdir, result, started, error)
-        raise
-    write_config(workdir, to_json_dict(config))
-    try:
-        return _train(config, plan, workdir, result, started)
+        return _train(members, started)
     except BaseException as error:
-        _record_failure(workdir, result, started, error)
+        for member in members:
+            _record_failure(member.workdir, member.result, started, error)
         raise
 
 
@@ -62,121 +96,183 @@ def _record_failure(workdir: Path, result: RunResult, started: float, error: Bas
     write_result(workdir, result)
 
 
-def _train(config: ml_collections.ConfigDict, plan: RunPlan, workdir: Path, result: RunResult, started: float) -> RunResult:
-    # 1. Sizes, from the validated config.
-    data, facts = config.data, plan.facts
-    subset_size, num_steps, batch_size = plan.train_examples, plan.num_steps, plan.batch_size
+def _train(members: list[Member], started: float) -> list[RunResult]:
+    # 1. Sizes and settings shared by the pack (check_packable made sure they agree).
+    lead = members[0]
+    config, plan, facts = lead.config, lead.plan, lead.plan.facts
+    num_steps, batch_size = plan.num_steps, plan.batch_size
 
-    # 2. Data: the nested class-balanced subset and the evaluation split, as uint8 arrays.
-    builder = open_builder(data.name, data.data_dir)
-    subset = nested_subset(read_labels(builder, data.train_split), data.train_examples, data.seed)
-    train_set = read_examples(builder, data.train_split, subset, data.resolution)
-    eval_set = read_examples(builder, data.eval_split, None, data.resolution)
-    norm = normalization(train_set.images)
+    # 2. Data: each run's nested class-balanced subset, and the evaluation split, as uint8 arrays.
+    builder = open_builder(config.data.name, config.data.data_dir)
+    labels = read_labels(builder, config.data.train_split)
+    for member in members:
+        data = member.config.data
+        subset = nested_subset(labels, data.train_examples, data.seed)
+        member.train_set = read_examples(builder, data.train_split, subset, data.resolution)
+        member.norm = normalization(member.train_set.images)
+    eval_set = read_examples(builder, config.data.eval_split, None, config.data.resolution)
 
-    # 3. Model, optimizer and state on the mesh (parameters replicated, batches split over `data`).
+    # 3. Models, optimizer and schedules; state on the mesh (replicated; batches split over `data`).
     mesh = sharding.make_mesh(config.mesh)
-    model = _initialised_model(config, facts)
-    train_graph, eval_graph, params, rest = split_model(model)
+    models = [_initialised_model(member.config, facts) for member in members]
+    train_graph, eval_graph, _, _ = split_model(models[0])
     tx = make_optimizer(config.optim)
-    rates = learning_rates(config.optim, plan.trunk_steps)
-    if plan.branch_step is not None:
-        rates = cooldown_branch(rates, plan.branch_step, num_steps)
-    state = jax.device_put(
-        {"params": params, "rest": rest, "opt_state": tx.init(params)}, sharding.replicated(mesh)
-    )
-    result.__dict__.update(
-        model=describe_model(config.model), width=config.model.width, depth=config.model.get("depth"), params=plan.params,
-        flops_per_example=plan.flops_per_example,
-        dataset=data.name, num_classes=facts.num_classes, train_examples=subset_size,
-        resolution=facts.image_shape[0], batch_size=batch_size, num_steps=num_steps,
-        device_kind=jax.devices()[0].device_kind, num_devices=sharding.mesh_size(config.mesh),
-    )
+    states = []
+    for member, model in zip(members, models):
+        _, _, params, rest = split_model(model)
+        states.append({"params": params, "rest": rest, "opt_state": tx.init(params)})
+        member.rates = learning_rates(member.config.optim, member.plan.trunk_steps)
+        if member.plan.branch_step is not None:
+            member.rates = cooldown_branch(member.rates, member.plan.branch_step, num_steps)
+        member.keep_steps = kept_steps(member.config, member.plan.trunk_steps)
+        member.result.__dict__.update(
+            model=describe_model(member.config.model), width=member.config.model.width,
+            depth=member.config.model.get("depth"), params=member.plan.params,
+            flops_per_example=member.plan.flops_per_example, dataset=member.config.data.name,
+            num_classes=facts.num_classes, train_examples=member.plan.train_examples,
+            resolution=facts.image_shape[0], batch_size=batch_size, num_steps=num_steps,
+            device_kind=jax.devices()[0].device_kind, num_devices=sharding.mesh_size(config.mesh),
+        )
 
-    # 4. Resume from the latest complete checkpoint; a new cooldown branch starts from its trunk's.
-    keep_steps = kept_steps(config, plan.trunk_steps)
-    manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints, keep_steps)
-    start_step, state = checkpoint.restore_latest(manager, state)
-    if start_step == 0 and plan.branch_step is not None:
-        trunk = workdir.parent / config.train.branch_from
-        with checkpoint.checkpoint_manager(trunk, config.train.keep_checkpoints) as trunk_manager:
-            start_step, state = plan.branch_step, checkpoint.restore(trunk_manager, plan.branch_step, state)
+    # 4. Resume every run from its latest complete checkpoint (a new cooldown branch from its trunk's).
+    start_step, states = _restore(members, states)
+    replicated = sharding.replicated(mesh)
+    state = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), replicated)
+    norms = jax.device_put(jax.tree.map(lambda *leaves: np.stack(leaves), *[m.norm for m in members]), replicated)
+    rates = np.stack([member.rates for member in members])
 
-    # 5. Compile the step ahead of time.
-    state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
+    # 5. Compile the step (vmapped over the pack) ahead of time.
     loss_fn = make_loss_fn(train_graph, config.train.label_smoothing, facts.num_classes)
+    state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
     train_step = jax.jit(
-        make_train_step(loss_fn, tx), donate_argnums=0, out_shardings=(state_sharding, sharding.replicated(mesh))
+        jax.vmap(make_train_step(loss_fn, tx)), donate_argnums=0, out_shardings=(state_sharding, replicated)
     )
-    example_batch = sharding.global_batch(mesh, *_batch(train_set, batch_size, data.seed, 0))
-    norm = jax.device_put(norm, sharding.replicated(mesh))
-    compiled_step = train_step.lower(state, *example_batch, norm, np.float32(0.0)).compile()
-    eval_step = jax.jit(make_eval_step(eval_graph, facts.num_classes))
+    compiled_step = train_step.lower(state, *_batches(members, mesh, 0), norms, rates[:, 0]).compile()
+    eval_step = jax.jit(jax.vmap(make_eval_step(eval_graph, facts.num_classes), in_axes=(0, 0, None, None, None, 0)))
 
-    trackers = Trackers([JsonlTracker(workdir, start_step)])
-    if config.wandb.mode != "disabled":
-        trackers.trackers.append(WandbTracker(
-            workdir, config.wandb.mode, config.wandb.project, config.wandb.group, workdir.name, to_json_dict(config)
-        ))
+    for member in members:
+        trackers = [JsonlTracker(member.workdir, start_step)]
+        if member.config.wandb.mode != "disabled":
+            wandb = member.config.wandb
+            trackers.append(WandbTracker(member.workdir, wandb.mode, wandb.project, wandb.group,
+                                         member.workdir.name, to_json_dict(member.config)))
+        member.trackers = Trackers(trackers)
     progress = ProgressLine(num_steps, start_step)
     progress.message(
-        f"{result.model}: {result.params:,} params, {result.flops_per_example:.3g} train FLOPs/example, "
-        f"{subset_size} examples of {data.name}, {num_steps} steps of {batch_size}"
+        f"{lead.result.model}: {plan.params:,} params, {plan.flops_per_example:.3g} train FLOPs/example, "
+        f"{', '.join(str(m.plan.train_examples) for m in members)} examples of {config.data.name}, "
+        f"{num_steps} steps of {batch_size}" + (f" for {len(members)} packed runs" if len(members) > 1 else "")
         + (f", resuming at step {start_step}" if start_step else "")
     )
 
-    def evaluate(step: int) -> dict[str, float]:
-        metrics = _evaluate(eval_step, state, eval_set, config.train.eval_batch_size, mesh, norm)
-        trackers.log(step, {"kind": "eval", "examples_seen": step * batch_size, **metrics})
+    def running() -> list[int]:
+        return [i for i, member in enumerate(members) if member.result.status == "running"]
+
+    def evaluate(step: int) -> list[dict[str, float]]:
+        metrics = _evaluate(eval_step, state, eval_set, config.train.eval_batch_size, mesh, norms)
+        for i in running():
+            members[i].trackers.log(step, {"kind": "eval", "examples_seen": step * batch_size, **metrics[i]})
         return metrics
 
     # 6. Train: the batch of step s is a pure function of (data.seed, s), so resuming is exact.
     pending, window_start, window_step = [], time.monotonic(), start_step
     step = start_step
-    while step < num_steps:
-        images, labels = sharding.global_batch(mesh, *_batch(train_set, batch_size, data.seed, step))
-        state, metrics = compiled_step(state, images, labels, norm, rates[step])
+    while step < num_steps and running():
+        state, metrics = compiled_step(state, *_batches(members, mesh, step), norms, rates[:, step])
         pending.append(metrics)
         step += 1
         if step % config.train.log_every_steps == 0 or step == num_steps:
-            logged = {key: float(value) for key, value in jax.device_get(_mean(pending)).items()}
+            logged = jax.device_get(jax.tree.map(lambda *values: jnp.mean(jnp.stack(values), 0), *pending))
             now = time.monotonic()
             speed = (step - window_step) * batch_size / (now - window_start)
             pending, window_start, window_step = [], now, step
-            trackers.log(step, {
-                "kind": "train", "examples_seen": step * batch_size, "train_loss": logged["loss"],
-                "train_top1_error": logged["top1_error"], "grad_norm": logged["grad_norm"],
-                "lr": float(rates[step - 1]), "examples_per_second": speed,
-            })
-            progress.update(step, logged["loss"], speed)
-            if not all(math.isfinite(value) for value in logged.values()):
-                result.status = "diverged"
-                result.error = f"non-finite training metrics at step {step}: {logged}; lower optim.lr or set optim.grad_clip_norm"
-                break
-        if config.train.eval_every_steps and step % config.train.eval_every_steps == 0 and step < num_steps:
-            metrics = evaluate(step)
-            progress.message(f"eval at step {step}: top-1 error {metrics['top1_error']:.4f}, loss {metrics['eval_loss']:.4f}")
-        if (step % config.train.checkpoint_every_steps == 0 or step in keep_steps) and result.status == "running":
-            checkpoint.save(manager, step, state)
+            for i in running():
+                _log_train(members[i], step, {key: float(value[i]) for key, value in logged.items()}, speed)
+            if running():
+                progress.update(step, float(np.mean(logged["loss"][running()])), speed * len(members))
+        if config.train.eval_every_steps and step % config.train.eval_every_steps == 0 and step < num_steps and running():
+            top1 = [evaluate(step)[i]["top1_error"] for i in running()]
+            progress.message(f"eval at step {step}: top-1 error {', '.join(f'{e:.4f}' for e in top1)}")
+        for i in running():
+            if step % config.train.checkpoint_every_steps == 0 or step in members[i].keep_steps:
+                checkpoint.save(members[i].manager, step, _member_state(state, i))
 
-    # 7. Final evaluation, checkpoint and records.
-    if result.status == "running":
-        result.final_eval = evaluate(step)
-        checkpoint.save(manager, step, state)
-        result.status = "completed"
-        progress.message(
-            f"done: top-1 error {result.final_eval['top1_error']:.4f}, top-5 error {result.final_eval['top5_error']:.4f}"
+    # 7. Final evaluation, checkpoints and records.
+    finished = running()
+    if finished:
+        final = evaluate(step)
+        for i in finished:
+            checkpoint.save(members[i].manager, step, _member_state(state, i))
+            members[i].result.final_eval, members[i].result.status = final[i], "completed"
+            members[i].result.step = step
+        progress.message("done: top-1 error " + ", ".join(f"{final[i]['top1_error']:.4f}" for i in finished))
+    for member in members:
+        _finish(member, batch_size, started)
+    return [member.result for member in members]
+
+
+def _log_train(member: Member, step: int, metrics: dict[str, float], speed: float) -> None:
+    """Log one member's training metrics; a non-finite value marks it diverged."""
+    member.trackers.log(step, {
+        "kind": "train", "examples_seen": step * member.plan.batch_size, "train_loss": metrics["loss"],
+        "train_top1_error": metrics["top1_error"], "grad_norm": metrics["grad_norm"],
+        "lr": float(member.rates[step - 1]), "examples_per_second": speed,
+    })
+    if not all(math.isfinite(value) for value in metrics.values()):
+        member.result.status, member.result.step = "diverged", step
+        member.result.error = (
+            f"non-finite training metrics at step {step}: {metrics}; lower optim.lr or set optim.grad_clip_norm"
         )
-    manager.wait_until_finished()
-    manager.close()
-    trackers.close()
-    evals = [line for line in read_metrics(workdir) if line["kind"] == "eval"]
+
+
+def _finish(member: Member, batch_size: int, started: float) -> None:
+    """Close a member's checkpoints and trackers and write its result."""
+    member.manager.wait_until_finished()
+    member.manager.close()
+    member.trackers.close()
+    evals = [line for line in read_metrics(member.workdir) if line["kind"] == "eval"]
+    result = member.result
     result.best_eval = min(evals, key=lambda line: line["top1_error"], default=None)
-    result.step, result.examples_seen = step, step * batch_size
+    result.examples_seen = result.step * batch_size
     result.compute = result.flops_per_example * result.examples_seen
     result.wall_seconds = time.monotonic() - started
-    write_result(workdir, result)
-    return result
+    write_result(member.workdir, result)
+
+
+def _restore(members: list[Member], states: list[dict]) -> tuple[int, list[dict]]:
+    """The common step to resume from and every member's state there (a new branch starts at its trunk's)."""
+    starts = []
+    for member in members:
+        member.manager = checkpoint.checkpoint_manager(
+            member.workdir, member.config.train.keep_checkpoints, member.keep_steps
+        )
+        latest = member.manager.latest_step()
+        starts.append(latest if latest is not None else (member.plan.branch_step or 0))
+    start = min(starts)
+    restored = []
+    for member, state, own in zip(members, states, starts):
+        if start == 0:
+            restored.append(state)
+        elif member.manager.latest_step() is not None and start in member.manager.all_steps():
+            restored.append(checkpoint.restore(member.manager, start, state))
+        elif member.plan.branch_step == start:
+            trunk = member.workdir.parent / member.config.train.branch_from
+            with checkpoint.checkpoint_manager(trunk, member.config.train.keep_checkpoints) as trunk_manager:
+                restored.append(checkpoint.restore(trunk_manager, start, state))
+        else:
+            raise CheckpointError(
+                f"{member.workdir} has checkpoints {member.manager.all_steps()} but its pack resumes at step {start} "
+                f"(this run reached {own}); train it alone or delete its checkpoints"
+            )
+    for member in members:
+        member.result.step = start
+    return start, restored
+
+
+@jax.jit
+def _member_state(state: dict, index: jax.Array) -> dict:
+    """One member's slice of the packed state (what its own checkpoints hold); one compile for all members."""
+    return jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index, keepdims=False), state)
 
 
 def _initialised_model(config: ml_collections.ConfigDict, facts: DatasetFacts) -> nnx.Module:
@@ -194,19 +290,20 @@ def _initialised_model(config: ml_collections.ConfigDict, facts: DatasetFacts) -
     return nnx.merge(graph, jax.jit(lambda: nnx.split(build())[1])())
 
 
-def _batch(examples: Examples, batch_size: int, seed: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """This process's share of the images and labels of training step `step`."""
-    indices = batch_indices(len(examples.labels), batch_size, seed, step)
-    local = np.array_split(indices, jax.process_count())[jax.process_index()]
-    return examples.images[local], examples.labels[local]
+def _batches(members: list[Member], mesh: jax.sharding.Mesh, step: int) -> tuple[jax.Array, jax.Array]:
+    """Every member's images and labels of training step `step`, stacked [runs, batch, ...], as global arrays."""
+    images, labels = [], []
+    for member in members:
+        examples = member.train_set
+        indices = batch_indices(len(examples.labels), member.plan.batch_size, member.config.data.seed, step)
+        local = np.array_split(indices, jax.process_count())[jax.process_index()]
+        images.append(examples.images[local])
+        labels.append(examples.labels[local])
+    return sharding.global_batch(mesh, np.stack(images), np.stack(labels), packed=True)
 
 
-def _mean(metrics: list[dict[str, jax.Array]]) -> dict[str, jax.Array]:
-    return {key: jnp.mean(jnp.stack([m[key] for m in metrics])) for key in metrics[0]}
-
-
-def _evaluate(eval_step, state, examples: Examples, batch_size: int, mesh, norm) -> dict[str, float]:
-    """Loss, top-1 and top-5 error over all of `examples`; the last batch is padded and masked."""
+def _evaluate(eval_step, state, examples: Examples, batch_size: int, mesh, norms: Norm) -> list[dict[str, float]]:
+    """Each member's loss, top-1 and top-5 error over all of `examples`; the last batch is padded and masked."""
     totals = None
     for start in range(0, len(examples.labels), batch_size):
         images = examples.images[start:start + batch_size]
@@ -217,12 +314,14 @@ def _evaluate(eval_step, state, examples: Examples, batch_size: int, mesh, norm)
             images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
             labels, mask = np.pad(labels, (0, pad)), np.pad(mask, (0, pad))
         local = [np.array_split(a, jax.process_count())[jax.process_index()] for a in (images, labels, mask)]
-        sums = eval_step(state["params"], state["rest"], *sharding.global_batch(mesh, *local), norm)
+        sums = eval_step(state["params"], state["rest"], *sharding.global_batch(mesh, *local), norms)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     totals = jax.device_get(totals)
-    count = float(totals["count"])
-    return {
-        "eval_loss": float(totals["loss"]) / count,
-        "top1_error": float(totals["top1_wrong"]) / count,
-        "top5_error": float(totals["top5_wrong"]) / count,
-    }
+    return [
+        {
+            "eval_loss": float(totals["loss"][i] / totals["count"][i]),
+            "top1_error": float(totals["top1_wrong"][i] / totals["count"][i]),
+            "top5_error": float(totals["top5_wrong"][i] / totals["count"][i]),
+        }
+        for i in range(len(totals["count"]))
+    ]

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -26,16 +27,19 @@ def tiny_config(family: str, data_dir: str, *overrides: str) -> ml_collections.C
     return load_config(args[1], [item.removeprefix("--config.") for item in args[2:]])
 
 
-def final_checkpoint_leaves(workdir: Path) -> list[np.ndarray]:
-    """Every array of the latest checkpoint in `workdir`, in a fixed order."""
+def final_checkpoint_leaves(workdir: Path) -> dict[str, np.ndarray]:
+    """Every array of the latest checkpoint in `workdir`, by its path in the state."""
     with ocp.CheckpointManager((workdir / "checkpoints").absolute()) as manager:
         restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
-    return [np.asarray(leaf) for leaf in _leaves(restored)]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]}
 
 
-def _leaves(tree) -> list:
-    if isinstance(tree, dict):
-        return [leaf for key in sorted(tree) for leaf in _leaves(tree[key])]
-    if isinstance(tree, (list, tuple)):
-        return [leaf for item in tree for leaf in _leaves(item)]
-    return [] if tree is None else [tree]
+def assert_same_checkpoints(actual: Path, expected: Path, **tolerance: float) -> None:
+    """The latest checkpoints of two workdirs hold the same arrays (within `tolerance`, else exactly)."""
+    actual_leaves, expected_leaves = final_checkpoint_leaves(actual), final_checkpoint_leaves(expected)
+    assert actual_leaves.keys() == expected_leaves.keys()
+    for key, value in expected_leaves.items():
+        if tolerance:
+            np.testing.assert_allclose(actual_leaves[key], value, err_msg=key, **tolerance)
+        else:
+            np.testing.assert_array_equal(actual_leaves[key], value, err_msg=key)

@@ -44,7 +44,10 @@ def _preempt_at_first_checkpoint(workdir: Path, array_index: int, signalled: lis
                 return
 
 
-def test_sweep_runs_as_one_array_resumes_after_preemption_and_is_not_resubmitted(cluster, digits_data_dir, tmp_path):
+def test_sweep_runs_as_one_array_resumes_after_preemption_and_is_not_resubmitted(
+    cluster, digits_data_dir, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")  # the tests' shared cache; here the sweep's own is checked
     preempted = _point("preempted", digits_data_dir, "train.steps=300", "train.checkpoint_every_steps=10")
     short = [_point(f"lr{lr}", digits_data_dir, "train.steps=20", f"optim.lr={lr}") for lr in (1e-3, 3e-3)]
     points = [preempted, *short]

@@ -35,6 +35,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--partition", help="slurm launcher: partition to submit to")
     run.add_argument("--timeout-min", type=int, default=60, help="slurm launcher: time limit per job in minutes")
     run.add_argument("--gpus-per-node", type=int, default=0, help="slurm launcher: GPUs per job")
+    run.add_argument("--pack", type=int, metavar="N",
+                     help="train up to N same-shape points (seeds, learning rates, subset sizes) in one vmapped "
+                     "program (default: the sweep file's PACK_SIZE, else 1)")
     run.add_argument("--wandb", choices=("offline", "online", "disabled"), help="wandb mode of every run")
     run.set_defaults(handler=_run)
 
@@ -68,15 +71,16 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("error: --parallel must be at least 1")
     sweep = load_sweep(args.sweep_file)
     print(format_plan(sweep.points, plan_points(sweep.points)))
+    pack_size = args.pack or sweep.pack_size
     statuses: dict[str, str] = {}
     for wave in dependency_waves(sweep.points):  # cooldown branches run after their trunks
         if args.launcher == "slurm":
             from scaling.sweep.slurm import run_slurm
 
-            statuses |= run_slurm(wave, args.root, wandb=args.wandb, partition=args.partition,
+            statuses |= run_slurm(wave, args.root, wandb=args.wandb, partition=args.partition, pack_size=pack_size,
                                   timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node)
         else:
-            statuses |= run_local(wave, args.root, parallel=args.parallel, wandb=args.wandb)
+            statuses |= run_local(wave, args.root, parallel=args.parallel, wandb=args.wandb, pack_size=pack_size)
     return 0 if all(status == "completed" for status in statuses.values()) else 1
 
 

@@ -1,4 +1,4 @@
-"""The local launcher: each point runs `scaling train` in its own process, N at a time."""
+"""The local launcher: each launch unit (a point, or a pack of points) trains in its own process, N at a time."""
 
 from __future__ import annotations
 
@@ -13,59 +13,63 @@ from scaling.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished
+from scaling.sweep.units import launch_units
+from scaling.sweep.worker import encode_points
 
 LOG_FILE = "train.log"
 
 
-def train_command(point: SweepPoint, root: Path, wandb: str | None) -> list[str]:
-    """The `scaling train` command line of one point."""
-    command = [sys.executable, "-m", "scaling.cli", "train", "--config", point.config, "--workdir", str(root / point.run_id)]
-    command += [f"--config.{override}" for override in (*point.overrides, f"wandb.group={point.sweep}")]
+def worker_command(points: list[SweepPoint], root: Path, wandb: str | None) -> list[str]:
+    """The command line that trains one launch unit."""
+    command = [sys.executable, "-m", "scaling.sweep.worker", str(root), encode_points(points)]
     return command + (["--wandb", wandb] if wandb else [])
 
 
 def run_local(
-    points: list[SweepPoint], root: Path, parallel: int = 1, wandb: str | None = None,
+    points: list[SweepPoint], root: Path, parallel: int = 1, wandb: str | None = None, pack_size: int = 1,
     on_finish: Callable[[SweepPoint, str], None] | None = None,
 ) -> dict[str, str]:
-    """Run every point without a final result, `parallel` at a time; return {run_id: status}.
+    """Run every point without a final result, `parallel` units at a time; return {run_id: status}.
 
-    Each worker gets an equal share of this machine's CPU cores (and of its GPUs, through
-    CUDA_VISIBLE_DEVICES, when there are any). A run that dies without writing a result is recorded
-    as failed with the tail of its log.
+    Points that may share a program are packed `pack_size` at a time (jax.vmap). Each worker gets
+    an equal share of this machine's CPU cores (and of its GPUs, through CUDA_VISIBLE_DEVICES). A
+    unit that dies without writing results has its points recorded as failed with its log's tail.
     """
     root.mkdir(parents=True, exist_ok=True)
-    todo = [point for point in points if not is_done(root, point)]
-    progress = SweepProgress(total=len(points), already_done=len(points) - len(todo))
-    running: dict[int, tuple[SweepPoint, subprocess.Popen, float]] = {}
+    todo = launch_units([point for point in points if not is_done(root, point)], pack_size)
+    progress = SweepProgress(total=len(points), already_done=len(points) - sum(map(len, todo)))
+    running: dict[int, tuple[list[SweepPoint], subprocess.Popen, float]] = {}
     statuses: dict[str, str] = {}
     free_slots = list(range(parallel))
     while todo or running:
         while todo and free_slots:
-            point, slot = todo.pop(0), free_slots.pop(0)
-            running[slot] = (point, _start(point, root, wandb, slot, parallel), time.monotonic())
-            progress.started(point.run_id)
+            unit, slot = todo.pop(0), free_slots.pop(0)
+            running[slot] = (unit, _start(unit, root, wandb, slot, parallel), time.monotonic())
+            for point in unit:
+                progress.started(point.run_id)
         time.sleep(0.2)
-        for slot, (point, process, started) in list(running.items()):
+        for slot, (unit, process, started) in list(running.items()):
             if process.poll() is None:
                 continue
             del running[slot]
             free_slots.append(slot)
-            status = record_unfinished(root, point, lambda: _log_error(root / point.run_id, process.returncode))
-            statuses[point.run_id] = status
-            progress.finished(point.run_id, status, time.monotonic() - started, read_result(root / point.run_id))
-            if on_finish:
-                on_finish(point, status)
+            for point in unit:
+                status = record_unfinished(root, point, lambda: _log_error(root / unit[0].run_id, process.returncode))
+                statuses[point.run_id] = status
+                progress.finished(point.run_id, status, time.monotonic() - started, read_result(root / point.run_id))
+                if on_finish:
+                    on_finish(point, status)
     progress.summary()
     return statuses
 
 
-def _start(point: SweepPoint, root: Path, wandb: str | None, slot: int, parallel: int) -> subprocess.Popen:
-    workdir = root / point.run_id
+def _start(unit: list[SweepPoint], root: Path, wandb: str | None, slot: int, parallel: int) -> subprocess.Popen:
+    """Start a unit's worker, logging to its first point's workdir, pinned to this slot's cores."""
+    workdir = root / unit[0].run_id
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / LOG_FILE).open("a")
     process = subprocess.Popen(
-        train_command(point, root, wandb), stdout=log, stderr=subprocess.STDOUT, env=_worker_env(root, slot, parallel)
+        worker_command(unit, root, wandb), stdout=log, stderr=subprocess.STDOUT, env=_worker_env(root, slot, parallel)
     )
     cores = sorted(os.sched_getaffinity(0))[slot::parallel]
     if parallel > 1 and cores:
@@ -75,12 +79,10 @@ def _start(point: SweepPoint, root: Path, wandb: str | None, slot: int, parallel
 
 def _worker_env(root: Path, slot: int, parallel: int) -> dict[str, str]:
     """The parent's environment, a compilation cache shared by the sweep's runs, and this slot's GPUs."""
-    env = dict(os.environ)
-    env = {**compilation_cache_env(root), **env}
+    env = {**compilation_cache_env(root), **os.environ}
     gpus = env.get("CUDA_VISIBLE_DEVICES")
     if gpus and parallel > 1:
-        ids = gpus.split(",")
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(ids[slot::parallel])
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus.split(",")[slot::parallel])
     return env
 
 

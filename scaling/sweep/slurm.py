@@ -17,30 +17,34 @@ from scaling.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished
-from scaling.sweep.worker import train_point
+from scaling.sweep.units import Unit, launch_units
+from scaling.sweep.worker import train_unit
 
 POLL_SECONDS = 2.0
 UNINHERITED = ("XLA_FLAGS",)  # settings of the submitting shell that jobs must not pick up
 
 
-class PointJob(submitit.helpers.Checkpointable):
-    """`train_point` as a Slurm job, requeued when preempted or timed out.
+class UnitJob(submitit.helpers.Checkpointable):
+    """`train_unit` as a Slurm job, requeued when preempted or timed out.
 
     On Slurm's warning signal submitit calls the inherited `checkpoint()`, which resubmits the same
-    point; the new attempt resumes from the run's own orbax checkpoints.
+    unit; the new attempt resumes from the runs' own orbax checkpoints.
     """
 
-    def __call__(self, point: SweepPoint, root: str, wandb: str | None) -> str:
-        return train_point(point, root, wandb)
+    def __call__(self, points: Unit, root: str, wandb: str | None) -> dict[str, str]:
+        return train_unit(points, root, wandb)
 
 
 def run_slurm(
     points: list[SweepPoint], root: Path, *, wandb: str | None = None, partition: str | None = None,
     timeout_min: int = 60, cpus_per_task: int = 4, gpus_per_node: int = 0, array_parallelism: int = 64,
+    pack_size: int = 1,
     env: Mapping[str, str] | None = None, folder: Path | None = None,
     on_finish: Callable[[SweepPoint, str], None] | None = None,
 ) -> dict[str, str]:
     """Run every point without a final result as one Slurm job array, wait for it; return {run_id: status}.
+
+    Each task trains one launch unit: a point, or `pack_size` same-shape points packed with jax.vmap.
 
     At most `array_parallelism` tasks run at once, each on one node with `cpus_per_task` cores and
     `gpus_per_node` GPUs for at most `timeout_min` minutes (then requeued, up to 3 times). Jobs run
@@ -51,19 +55,19 @@ def run_slurm(
     the jobs still queued or running.
     """
     root.mkdir(parents=True, exist_ok=True)
-    todo = [point for point in points if not is_done(root, point)]
-    progress = SweepProgress(total=len(points), already_done=len(points) - len(todo))
+    todo = launch_units([point for point in points if not is_done(root, point)], pack_size)
+    progress = SweepProgress(total=len(points), already_done=len(points) - sum(map(len, todo)))
     statuses: dict[str, str] = {}
     if todo:
         executor = submitit.SlurmExecutor(folder=folder or root / ".submitit" / time.strftime("%Y%m%d-%H%M%S"))
         executor.update_parameters(
-            job_name=todo[0].sweep, time=timeout_min, nodes=1, ntasks_per_node=1, cpus_per_task=cpus_per_task,
+            job_name=todo[0][0].sweep, time=timeout_min, nodes=1, ntasks_per_node=1, cpus_per_task=cpus_per_task,
             array_parallelism=array_parallelism, setup=_job_setup(root, env or {}),
             **({"partition": partition} if partition else {}),
             **({"gpus_per_node": gpus_per_node} if gpus_per_node else {}),
         )
-        jobs = executor.map_array(PointJob(), todo, [str(root)] * len(todo), [wandb] * len(todo))
-        statuses = _wait(dict(zip(todo, jobs)), root, progress, on_finish)
+        jobs = executor.map_array(UnitJob(), todo, [str(root)] * len(todo), [wandb] * len(todo))
+        statuses = _wait(list(zip(todo, jobs)), root, progress, on_finish)
     progress.summary()
     return statuses
 
@@ -81,31 +85,33 @@ def _job_setup(root: Path, env: Mapping[str, str]) -> list[str]:
 
 
 def _wait(
-    jobs: dict[SweepPoint, submitit.Job], root: Path, progress: SweepProgress,
+    jobs: list[tuple[Unit, submitit.Job]], root: Path, progress: SweepProgress,
     on_finish: Callable[[SweepPoint, str], None] | None,
 ) -> dict[str, str]:
     """Follow the jobs until all have ended (a job has started once it has a log); return their statuses."""
     started: dict[str, float] = {}
     statuses: dict[str, str] = {}
     try:
-        while len(statuses) < len(jobs):
+        while len(statuses) < sum(len(unit) for unit, _ in jobs):
             time.sleep(POLL_SECONDS)
-            for point, job in jobs.items():
-                if point.run_id in statuses:
+            for unit, job in jobs:
+                if unit[0].run_id in statuses:
                     continue
                 done = job.done()
-                if point.run_id not in started and (done or job.paths.stdout.exists()):
-                    started[point.run_id] = time.monotonic()
-                    progress.started(point.run_id)
+                if unit[0].run_id not in started and (done or job.paths.stdout.exists()):
+                    started[unit[0].run_id] = time.monotonic()
+                    for point in unit:
+                        progress.started(point.run_id)
                 if not done:
                     continue
-                status = statuses[point.run_id] = record_unfinished(root, point, lambda: _job_error(job))
-                seconds = time.monotonic() - started[point.run_id]
-                progress.finished(point.run_id, status, seconds, read_result(root / point.run_id))
-                if on_finish:
-                    on_finish(point, status)
+                seconds = time.monotonic() - started[unit[0].run_id]
+                for point in unit:
+                    status = statuses[point.run_id] = record_unfinished(root, point, lambda: _job_error(job))
+                    progress.finished(point.run_id, status, seconds, read_result(root / point.run_id))
+                    if on_finish:
+                        on_finish(point, status)
     except BaseException:
-        unfinished = [job.job_id for point, job in jobs.items() if point.run_id not in statuses]
+        unfinished = [job.job_id for unit, job in jobs if unit[0].run_id not in statuses]
         if unfinished:
             subprocess.run(["scancel", *unfinished], check=False)
         raise

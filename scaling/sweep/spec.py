@@ -33,18 +33,20 @@ class SweepPoint:
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """A named list of points."""
+    """A named list of points, and how many same-shape points to pack into one program."""
 
     name: str
     points: list[SweepPoint]
+    pack_size: int = 1
 
 
 def load_sweep(path: str | Path) -> Sweep:
     """Import `experiments/<name>.py` and expand it.
 
     The file defines CONFIG (`configs/x.py[:arg]`), get_grid() (see scaling.sweep.grid), and optionally
-    NAME, OVERRIDES (settings shared by every point) and COOLDOWN_FRACTIONS: then each grid point
-    becomes a constant-LR trunk plus one cooldown branch per fraction (Hägele et al. 2024).
+    NAME, OVERRIDES (settings shared by every point), PACK_SIZE (same-shape points trained together
+    with jax.vmap) and COOLDOWN_FRACTIONS: then each grid point becomes a constant-LR trunk plus one
+    cooldown branch per fraction (Hägele et al. 2024).
     """
     path = Path(path)
     if not path.is_file():
@@ -64,7 +66,7 @@ def load_sweep(path: str | Path) -> Sweep:
     duplicates = {p.run_id for p in points if sum(q.run_id == p.run_id for q in points) > 1}
     if duplicates:
         raise ConfigError(f"sweep {name} lists the same point twice: {', '.join(sorted(duplicates))}")
-    return Sweep(name=name, points=points)
+    return Sweep(name=name, points=points, pack_size=int(getattr(module, "PACK_SIZE", 1)))
 
 
 def run_id(config: str, shared: dict[str, Any], swept: dict[str, Any]) -> str:

@@ -1,7 +1,14 @@
-"""Running one sweep point in this process (what a Slurm job executes)."""
+"""Running a launch unit (one point, or a pack of points) in this process: what each launcher executes.
+
+  python -m scaling.sweep.worker ROOT POINTS_JSON [--wandb MODE]
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
+import sys
 from pathlib import Path
 
 from scaling.records import read_result
@@ -9,20 +16,47 @@ from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import is_done
 
 
-def train_point(point: SweepPoint, root: str | Path, wandb: str | None = None) -> str:
-    """Train (or resume) `point` in `root/<run_id>` unless it is done; return its recorded status.
+def train_unit(points: list[SweepPoint], root: str | Path, wandb: str | None = None) -> dict[str, str]:
+    """Train (or resume) the points not yet done, packed in one program when there are several.
 
-    Failures are recorded in the run's result.json by the trainer and reported, not raised.
+    Failures are recorded in each run's result.json by the trainer and reported, not raised.
+    Returns {run_id: recorded status}.
     """
-    from scaling.train import train_and_evaluate
+    from scaling.train import train_packed
 
     root = Path(root)
-    if not is_done(root, point):
-        config = point.load()
-        if wandb:
-            config.wandb.mode = wandb
+    todo = [point for point in points if not is_done(root, point)]
+    if todo:
+        configs = [point.load() for point in todo]
+        for config in configs:
+            config.wandb.mode = wandb or config.wandb.mode
         try:
-            train_and_evaluate(config, root / point.run_id)
-        except Exception:  # recorded in result.json as failed
-            pass
-    return read_result(root / point.run_id)["status"]
+            train_packed(configs, [root / point.run_id for point in todo])
+        except Exception as error:  # recorded in result.json as failed
+            print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+    return {point.run_id: (read_result(root / point.run_id) or {"status": "failed"})["status"] for point in points}
+
+
+def encode_points(points: list[SweepPoint]) -> str:
+    """The points as one JSON argument."""
+    return json.dumps([dataclasses.asdict(point) for point in points])
+
+
+def decode_points(text: str) -> list[SweepPoint]:
+    """Points from `encode_points`."""
+    return [SweepPoint(**{**item, "overrides": tuple(item["overrides"])}) for item in json.loads(text)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train one unit; exit status 0 when all its points completed."""
+    parser = argparse.ArgumentParser(description="Train one launch unit of a sweep (used by the launchers).")
+    parser.add_argument("root", help="the sweep's root folder")
+    parser.add_argument("points", help="JSON list of sweep points")
+    parser.add_argument("--wandb", choices=("offline", "online", "disabled"))
+    args = parser.parse_args(argv)
+    statuses = train_unit(decode_points(args.points), args.root, args.wandb)
+    return 0 if all(status == "completed" for status in statuses.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

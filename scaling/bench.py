@@ -1,0 +1,60 @@
+"""`scaling bench pack`: N same-shape models trained packed in one vmapped program vs one after another."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scaling.config import load_config
+from scaling.tracking import read_metrics
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register `bench` and its subcommands."""
+    bench = subparsers.add_parser("bench", help="speed benchmarks, printed as ratios against a reference run alongside")
+    commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH_COMMAND")
+    pack = commands.add_parser(
+        "pack", help="train N seeds packed with jax.vmap and one after another; print the throughput ratio",
+        description="Both ways train the same N configs (seeds 0..N-1) for the same steps on the same data. "
+        "Extra --config.KEY=VALUE arguments override the config.",
+    )
+    pack.add_argument("--config", default="configs/resnet.py:width=8,depth=10", help="config file and argument")
+    pack.add_argument("--members", type=int, default=4, help="models in the pack (default 4)")
+    pack.add_argument("--steps", type=int, default=100, help="training steps of each model (default 100)")
+    pack.set_defaults(handler=_bench_pack)
+
+
+def _bench_pack(args: argparse.Namespace) -> int:
+    from scaling.train import train_and_evaluate, train_packed
+
+    settings = ["train.epochs=None", f"train.steps={args.steps}", "train.eval_every_steps=0", "wandb.mode=disabled",
+                f"train.log_every_steps={max(1, args.steps // 5)}", *args.overrides]
+    configs = [load_config(args.config, [*settings, f"seed={i}", f"data.seed={i}"]) for i in range(args.members)]
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        start = time.perf_counter()
+        for index, config in enumerate(configs):
+            train_and_evaluate(config, root / f"alone{index}")
+        alone_wall = time.perf_counter() - start
+        start = time.perf_counter()
+        train_packed(configs, [root / f"packed{index}" for index in range(args.members)])
+        packed_wall = time.perf_counter() - start
+        alone_speed = sum(_steady_speed(root / f"alone{i}") for i in range(args.members)) / args.members
+        packed_speed = sum(_steady_speed(root / f"packed{i}") for i in range(args.members))
+    batch = configs[0].train.batch_size
+    print(f"{args.members} models x {args.steps} steps of {batch} examples, {args.config}")
+    print(f"one after another: {alone_wall:7.1f} s end to end, {alone_speed:10,.0f} examples/s while training")
+    print(f"packed (vmap)    : {packed_wall:7.1f} s end to end, {packed_speed:10,.0f} examples/s while training")
+    print(f"ratio packed/sequential: {alone_wall / packed_wall:.2f}x end to end, "
+          f"{packed_speed / alone_speed:.2f}x training throughput")
+    return 0
+
+
+def _steady_speed(workdir: Path) -> float:
+    """Median examples/s of a run's logging windows after the first (which includes warm-up)."""
+    speeds = [line["examples_per_second"] for line in read_metrics(workdir) if line["kind"] == "train"]
+    return float(np.median(speeds[1:] or speeds))

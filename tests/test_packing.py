@@ -1,0 +1,57 @@
+"""Packing same-shape runs into one vmapped program: each member matches its solo run and has its own records."""
+
+import numpy as np
+import pytest
+
+from helpers import assert_same_checkpoints, tiny_config
+from scaling.errors import ConfigError
+from scaling.records import read_result
+from scaling.sweep.spec import SweepPoint
+from scaling.sweep.units import launch_units
+from scaling.tracking import read_metrics
+from scaling.train import train_and_evaluate, train_packed
+
+MEMBERS = [("seed=0", "data.train_examples=200", "optim.lr=0.1"), ("seed=1", "data.train_examples=400", "optim.lr=0.03")]
+
+
+def _config(data_dir, settings):
+    return tiny_config("resnet", data_dir, "train.steps=3", "train.log_every_steps=1", "optim.name=sgd", *settings)
+
+
+def _losses(workdir):
+    return [line["train_loss"] for line in read_metrics(workdir) if line["kind"] == "train"]
+
+
+def test_packed_members_match_their_solo_runs(digits_data_dir, tmp_path):
+    for index, settings in enumerate(MEMBERS):
+        train_and_evaluate(_config(digits_data_dir, settings), tmp_path / f"solo{index}")
+    results = train_packed([_config(digits_data_dir, s) for s in MEMBERS], [tmp_path / "pack0", tmp_path / "pack1"])
+    assert [r.status for r in results] == ["completed", "completed"]
+    assert [r.train_examples for r in results] == [200, 400] and {r.pack_size for r in results} == {2}
+    for index in range(2):
+        packed, solo = tmp_path / f"pack{index}", tmp_path / f"solo{index}"
+        np.testing.assert_allclose(_losses(packed), _losses(solo), rtol=1e-3)  # float round-off only
+        assert_same_checkpoints(packed, solo, rtol=1e-3, atol=1e-5)
+        assert read_result(packed)["final_eval"]["top1_error"] == pytest.approx(
+            read_result(solo)["final_eval"]["top1_error"], abs=1 / 360 + 1e-9)
+    assert _losses(tmp_path / "pack0") != _losses(tmp_path / "pack1")
+
+
+def test_runs_of_different_shapes_or_lengths_are_not_packed(digits_data_dir, tmp_path):
+    with pytest.raises(ConfigError, match="model.width differs"):
+        train_packed([_config(digits_data_dir, ()), _config(digits_data_dir, ("model.width=8",))],
+                     [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(ConfigError, match="different lengths"):
+        train_packed([_config(digits_data_dir, ()), _config(digits_data_dir, ("train.steps=7",))],
+                     [tmp_path / "c", tmp_path / "d"])
+
+
+def test_sweep_units_pack_only_compatible_points():
+    def point(run_id, *overrides):
+        return SweepPoint("s", run_id, "configs/resnet.py:width=4,depth=10", ("train.epochs=None", "train.steps=5", *overrides))
+
+    points = [point("a", "seed=1"), point("b", "model.width=8"), point("c", "seed=2"), point("d", "optim.lr=0.1"),
+              point("e", "seed=3")]
+    units = launch_units(points, pack_size=3)
+    assert [[p.run_id for p in unit] for unit in units] == [["a", "c", "d"], ["b"], ["e"]]
+    assert launch_units(points, pack_size=1) == [[p] for p in points]
