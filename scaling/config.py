@@ -7,6 +7,7 @@ import difflib
 import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import ml_collections
@@ -17,18 +18,25 @@ from scaling.errors import ConfigError
 def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
     """Load `configs/x.py[:arg]`, call its `get_config(arg)` and apply `a.b=value` overrides."""
     path_text, _, arg = spec.partition(":")
-    path = Path(path_text)
-    if not path.is_file():
-        raise ConfigError(f"config file {path_text!r} does not exist; pass --config configs/<name>.py[:key=value,...]")
-    module_spec = importlib.util.spec_from_file_location(f"_scaling_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"config file {path_text!r} defines no get_config(arg) function")
+    module = import_file(path_text, "config", "configs/<name>.py[:key=value,...]", ("get_config",))
     config = module.get_config(arg or None)
     for override in overrides:
         apply_override(config, override)
     return config
+
+
+def import_file(path_text: str, kind: str, usage: str, required: tuple[str, ...]) -> ModuleType:
+    """Import a Python file by path, checking that it exists and defines the `required` names."""
+    path = Path(path_text)
+    if not path.is_file():
+        raise ConfigError(f"{kind} file {path_text!r} does not exist; pass {usage}")
+    module_spec = importlib.util.spec_from_file_location(f"_scaling_{kind}_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    missing = [name for name in required if not hasattr(module, name)]
+    if missing:
+        raise ConfigError(f"{kind} file {path_text!r} defines no {', '.join(missing)}; see {usage}")
+    return module
 
 
 def parse_config_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:

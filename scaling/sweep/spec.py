@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 
-from scaling.config import load_config
+from scaling.config import import_file, load_config
 from scaling.errors import ConfigError
 
 
@@ -48,16 +47,8 @@ def load_sweep(path: str | Path) -> Sweep:
     with jax.vmap) and COOLDOWN_FRACTIONS: then each grid point becomes a constant-LR trunk plus one
     cooldown branch per fraction (Hägele et al. 2024).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file {str(path)!r} does not exist; pass experiments/<name>.py")
-    module_spec = importlib.util.spec_from_file_location(f"_scaling_sweep_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    for attribute in ("CONFIG", "get_grid"):
-        if not hasattr(module, attribute):
-            raise ConfigError(f"sweep file {path} defines no {attribute}; see experiments/demo.py for the shape")
-    name = getattr(module, "NAME", path.stem)
+    module = import_file(str(path), "sweep", "experiments/demo.py for the shape", ("CONFIG", "get_grid"))
+    name = getattr(module, "NAME", Path(path).stem)
     shared = dict(getattr(module, "OVERRIDES", {}))
     fractions = tuple(getattr(module, "COOLDOWN_FRACTIONS", ()))
     points = [
