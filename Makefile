@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
+DEMO_PARALLEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: demo test install clean
 
@@ -14,10 +15,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job: a small ResNet trained on the embedded digits (built as a tfds dataset on first use).
+# The main job: sweep 4 ResNet widths x 4 nested subsets of the embedded digits (built as a tfds
+# dataset on first use), collect the results table, fit and draw the scaling laws. Run again, it
+# reuses the finished runs and only redraws.
 demo: $(STAMP)
-	rm -rf runs/demo
-	$(VENV)/bin/scaling train --config configs/resnet.py:width=16,depth=10 --workdir runs/demo
+	$(VENV)/bin/scaling sweep run experiments/demo.py --root runs/demo --parallel $(DEMO_PARALLEL)
+	$(VENV)/bin/scaling sweep results --root runs/demo
+	$(VENV)/bin/scaling report runs/demo/results.csv --out runs/demo/report
+	@echo "demo report: runs/demo/report/report.html"
 
 # Tests run on 8 virtual CPU devices (tests/conftest.py sets XLA_FLAGS).
 test: $(STAMP)

@@ -7,6 +7,7 @@ import os
 import sys
 
 from scaling.errors import CheckpointError, ConfigError, DataError
+from analysis.cli import add_commands as add_analysis_commands
 from scaling.bench import add_commands as add_bench_commands
 from scaling.sweep.commands import add_commands as add_sweep_commands
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="wandb mode (default: the config's wandb.mode, offline)")
     train.set_defaults(handler=_train)
     add_sweep_commands(commands)
+    add_analysis_commands(commands)
     add_bench_commands(commands)
     args, extra = parser.parse_known_args(argv)
     takes_overrides = args.command == "train" or getattr(args, "bench_command", None) == "pack"

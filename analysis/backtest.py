@@ -1,0 +1,88 @@
+"""Backtest: fit each law on the points below a compute cut-off, predict the points above it, and rank the
+laws by the RMSE of log y on those points (the extrapolation loss of Alabdulmohsin et al. 2022)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AnalysisError
+from analysis.request import FitRequest
+from analysis.validate import positive_column
+
+DEFAULT_HOLDOUT = 0.25  # share of the table's log-compute range held out by default
+
+
+@dataclasses.dataclass(frozen=True)
+class BacktestRow:
+    """One law's extrapolation: points used on each side of the cut-off and the error beyond it."""
+
+    law: str
+    points: str
+    train_points: int
+    test_points: int
+    rmse_log: float  # NaN when the law could not be scored
+    rank: int | None
+    note: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Backtest:
+    """The cut-off, the compute column it applies to, and one row per law, best first."""
+
+    cutoff: float
+    column: str
+    rows: tuple[BacktestRow, ...]
+    warnings: tuple[str, ...]
+
+
+def default_cutoff(compute: np.ndarray, holdout: float = DEFAULT_HOLDOUT) -> float:
+    """The compute below which lies the first (1 - holdout) of the log-compute range."""
+    low, high = np.log(np.min(compute)), np.log(np.max(compute))
+    return float(np.exp(low + (1.0 - holdout) * (high - low)))
+
+
+def backtest(requests: Sequence[FitRequest], frame: pd.DataFrame, *, cutoff: float | None = None) -> Backtest:
+    """Fit every request below `cutoff` (default: `default_cutoff` of the table) and score it above."""
+    column = _compute_column(requests, frame)
+    cutoff = default_cutoff(positive_column(frame, column)) if cutoff is None else float(cutoff)
+    rows = [_score(request, frame, column, cutoff) for request in requests]
+    order = sorted((row for row in rows if np.isfinite(row.rmse_log)), key=lambda row: row.rmse_log)
+    ranks = {id(row): rank for rank, row in enumerate(order, start=1)}
+    rows = [dataclasses.replace(row, rank=ranks.get(id(row))) for row in rows]
+    rows.sort(key=lambda row: (row.rank is None, row.rank or 0))
+    sets = sorted({request.points for request in requests})
+    warnings = (f"backtest: the laws were scored on different point sets ({', '.join(sets)}); compare ranks "
+                "within a point set",) if len(sets) > 1 else ()
+    return Backtest(cutoff=cutoff, column=column, rows=tuple(rows), warnings=warnings)
+
+
+def _compute_column(requests: Sequence[FitRequest], frame: pd.DataFrame) -> str:
+    """`compute` if the table has it, else the shared single x of the laws."""
+    if "compute" in frame.columns:
+        return "compute"
+    xs = {request.x for request in requests}
+    if len(xs) == 1 and len(next(iter(xs))) == 1:
+        return next(iter(xs))[0]
+    raise AnalysisError("the backtest cuts at a compute value but the table has no compute column; map one with "
+                        "--columns compute=COLUMN")
+
+
+def _score(request: FitRequest, frame: pd.DataFrame, column: str, cutoff: float) -> BacktestRow:
+    points = request.rows(frame)
+    below = points[points[column] <= cutoff]
+    above = points[points[column] > cutoff]
+    row = BacktestRow(request.law.name, request.points, len(below), len(above), float("nan"), None, None)
+    if above.empty:
+        return dataclasses.replace(row, note="no points above the cut-off")
+    try:
+        fit = request.fit(below)
+    except AnalysisError as error:
+        return dataclasses.replace(row, note=str(error))
+    predicted = fit.predict(*(above[x].to_numpy(dtype=np.float64) for x in request.x))
+    residual = np.log(predicted) - np.log(above[request.y].to_numpy(dtype=np.float64))
+    note = "; ".join(fit.warnings) or None
+    return dataclasses.replace(row, rmse_log=float(np.sqrt(np.mean(residual**2))), note=note)

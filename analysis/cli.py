@@ -1,0 +1,128 @@
+"""The analysis commands `fit`, `plot`, `report` and `bench-fit`, registered on the `scaling` command line by
+`add_commands`; `python -m analysis.cli COMMAND ...` runs them on their own. The handlers are in
+analysis.commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from analysis.commands import run_bench, run_fit, run_plot, run_report
+
+LAW_NAMES = ("power", "saturating", "chinchilla", "rosenfeld", "broken", "m4")  # analysis.laws.LAWS, without jax
+TABLE_HELP = "results table (.csv or .parquet), or a folder of run workdirs (each with result.json, metrics.jsonl)"
+FIT_EPILOG = """\
+examples:
+  scaling fit runs/sweep/results.parquet --law saturating --law chinchilla --bootstrap 200
+  scaling fit curve.csv --law power --law m4 --x data_size --y loss --random-guess 2.3 --bootstrap 100
+
+One-input laws (power, saturating, broken, m4) are fitted to y against --x (default compute) over the
+envelope rows (the best y reached at each compute); joint laws (chinchilla, rosenfeld) to y against
+--x N,D (default params,examples_seen) over each run's final row. Rows whose status is not "completed"
+are dropped. Exit status: 0 done (warnings are printed), 2 bad input.
+"""
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register `fit`, `plot`, `report` and `bench-fit` on an argparse subparsers object."""
+    fit = subparsers.add_parser(
+        "fit", help="fit scaling laws to a results table; print parameters, intervals and a backtest",
+        description="Fit scaling laws (Huber loss on log residuals, L-BFGS from a grid of starts), with "
+        "bootstrap intervals, and rank them by extrapolation error beyond a compute cut-off.",
+        epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _table_and_law_options(fit, default_laws="all six")
+    _cutoff_option(fit)
+    fit.add_argument("--json", type=Path, default=Path("fit.json"), metavar="FILE",
+                     help="write the parameters, intervals and backtest as JSON here (default fit.json)")
+    fit.set_defaults(handler=run_fit)
+
+    plot = subparsers.add_parser(
+        "plot", help="draw error vs compute, IsoFLOP, error vs data and parameters, optimal N and D vs compute",
+        description="Draw the figures (PNG, SVG and PDF). The first one-input --law is the frontier drawn "
+        "against compute; the first joint --law gives the parametric optimum.")
+    _table_and_law_options(plot, default_laws="saturating and chinchilla")
+    _figure_options(plot)
+    plot.set_defaults(handler=run_plot)
+
+    report = subparsers.add_parser(
+        "report", help="write one HTML page with the figures, the fitted laws, the frontiers and the backtest",
+        description="Fit the laws, compute the frontiers (envelope, IsoFLOP, parametric), backtest the laws and "
+        "write DIR/report.html (figures embedded), DIR/report.json and the figure files.")
+    _table_and_law_options(report, default_laws="all six")
+    _figure_options(report)
+    _cutoff_option(report)
+    report.set_defaults(handler=run_report)
+
+    bench = subparsers.add_parser(
+        "bench-fit", help="time the vectorised 4,500-start fit against a scipy.optimize.minimize loop",
+        description="Fit Hoffmann et al.'s L(N, D) to generated data from every start of the 4,500-start grid, "
+        "vectorised and with a per-start scipy loop, in this process; print both times and best losses.")
+    bench.add_argument("--points", type=int, default=400, help="number of generated (N, D, loss) points (default 400)")
+    bench.add_argument("--starts", type=int, metavar="K",
+                       help="starting values per parameter, K^5 starts (default: the full grid, 4,500 starts)")
+    bench.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
+    bench.set_defaults(handler=run_bench)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one analysis command (for `python -m analysis.cli`)."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.cli",
+                                     description="Scaling-law analysis of a results table.")
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def _table_and_law_options(parser: argparse.ArgumentParser, default_laws: str) -> None:
+    parser.add_argument("table", metavar="TABLE", help=TABLE_HELP)
+    parser.add_argument("--law", action="append", choices=LAW_NAMES, metavar="LAW",
+                        help=f"law to fit, repeatable: {', '.join(LAW_NAMES)} (default: {default_laws})")
+    parser.add_argument("--x", action="append", metavar="COLUMN[,COLUMN]",
+                        help="x column of the one-input laws (default compute), or two columns N,D for the "
+                             "joint laws (default params,examples_seen); repeatable")
+    parser.add_argument("--y", default="top1_error", metavar="COLUMN",
+                        help="column to fit (default top1_error; e.g. top5_error, eval_loss)")
+    parser.add_argument("--columns", action="append", default=[], metavar="NAME=COLUMN",
+                        help="read the contract's column NAME (run_id, params, compute, examples_seen, is_final, "
+                             "status, ...) from the table's COLUMN; repeatable")
+    parser.add_argument("--points", choices=("auto", "all", "final", "envelope"), default="auto",
+                        help="rows fitted: all, each run's final row, or the envelope (best y so far in x); "
+                             "auto: envelope for one-input laws, final for joint laws")
+    parser.add_argument("--weights", metavar="COLUMN", help="column of non-negative point weights")
+    parser.add_argument("--huber-delta", type=float, default=1e-3, metavar="DELTA",
+                        help="Huber loss threshold on log residuals (default 1e-3, as Hoffmann et al.)")
+    parser.add_argument("--bound", action="append", default=[], metavar="LAW.PARAM=LOW:HIGH",
+                        help="replace a unit-free parameter's bounds, e.g. chinchilla.alpha=0:1; repeatable")
+    parser.add_argument("--random-guess", type=float, metavar="VALUE",
+                        help="y of random guessing, held fixed by rosenfeld and m4 (default: from num_classes: "
+                             "1-1/K for errors, 1-5/K for top-5 errors, ln K for losses)")
+    parser.add_argument("--starts", type=int, metavar="K",
+                        help="starting values per parameter, K^P starts (default: each law's full grid, "
+                             "e.g. 4,500 for chinchilla)")
+    parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                        help="bootstrap resamples for the intervals (default 200; 0: no intervals)")
+    parser.add_argument("--resample", choices=("rows", "runs"), default="rows",
+                        help="what the bootstrap resamples: fitted rows or whole runs (default rows)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
+
+def _cutoff_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cutoff", type=float, metavar="FLOPS",
+                        help="backtest: fit below this compute, score above (default: the top quarter of the "
+                             "log-compute range is held out)")
+
+
+def _figure_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    parser.add_argument("--budgets", metavar="C1,C2,...",
+                        help="IsoFLOP budgets in FLOPs (default: clusters of the runs' final compute)")
+    parser.add_argument("--tolerance", type=float, default=0.1,
+                        help="relative compute difference within which runs share an IsoFLOP budget (default 0.1)")
+    parser.add_argument("--formats", default="png,svg,pdf", help="figure formats (default png,svg,pdf)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The figures of an analysis, drawn from a Study and written as PNG, SVG and PDF."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from analysis.errors import AnalysisError
+from analysis.plots.allocation import has_allocations, optimal_allocation
+from analysis.plots.curves import error_vs_compute, error_vs_data, error_vs_params
+from analysis.plots.isoflop import isoflop_curves
+from analysis.plots.style import FORMATS, paper_style, save
+from analysis.study import Study
+
+FIGURES: dict[str, tuple[Callable[[Study], Figure], Callable[[Study], str | None]]] = {
+    "error_vs_compute": (error_vs_compute, lambda study: None),
+    "isoflop": (isoflop_curves, lambda study: None if study.isoflop else "no IsoFLOP frontier (see above)"),
+    "error_vs_data": (error_vs_data, lambda study: _needs(study, "params", "examples_seen")),
+    "error_vs_params": (error_vs_params, lambda study: _needs(study, "params", "examples_seen")),
+    "optimal_allocation": (optimal_allocation,
+                           lambda study: None if has_allocations(study) else "no frontier could be computed"),
+}
+
+
+def draw_figures(study: Study, out_dir: Path,
+                 formats: Sequence[str] = FORMATS) -> tuple[dict[str, list[Path]], list[str]]:
+    """Write every figure the study supports; return the files by figure and a warning per figure skipped."""
+    written, skipped = {}, []
+    with paper_style():
+        for name, (draw, missing) in FIGURES.items():
+            try:
+                reason = missing(study)
+                if reason is None:
+                    written[name] = save(draw(study), Path(out_dir), name, formats)
+            except AnalysisError as error:
+                reason = str(error)
+            if reason:
+                skipped.append(f"skipped figure {name}: {reason}")
+    return written, skipped
+
+
+def _needs(study: Study, *columns: str) -> str | None:
+    absent = [column for column in columns if column not in study.results.frame.columns]
+    return f"the table has no column(s) {absent}" if absent else None

@@ -1,0 +1,114 @@
+"""Figures of the runs' curves: error against compute (with the fitted frontier), data size and model size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from analysis.points import final_rows
+from analysis.plots.style import decimal_ticks, label, legend_below, new_figure, power_of_ten, size_norm
+from analysis.request import FittedLaw
+from analysis.study import Study
+
+EXTRAPOLATE = 30.0  # the frontier is drawn this factor beyond the largest compute
+RUN_COLORS = "viridis"
+DATA_COLORS = "plasma"
+
+
+def error_vs_compute(study: Study) -> Figure:
+    """Each run's error against compute, coloured by model size, with the fitted frontier law, its confidence
+    band and its extrapolation beyond the data."""
+    frontier = study.frontier
+    x = frontier.request.x[0] if frontier else "compute"
+    figure, (ax,) = new_figure()
+    _runs(figure, ax, study.results.frame, x, study.y)
+    if frontier:
+        _frontier(ax, frontier)
+    ax.set_title(f"{label(study.y)} against {'compute' if x == 'compute' else x}")
+    decimal_ticks(ax)
+    legend_below(ax)
+    return figure
+
+
+def error_vs_data(study: Study) -> Figure:
+    """Each run's error against examples seen, coloured by model size, with the joint law's curves."""
+    figure, (ax,) = new_figure()
+    frame = study.results.frame
+    norm = _runs(figure, ax, frame, "examples_seen", study.y)
+    joint = study.joint
+    if joint and joint.request.x == ("params", "examples_seen"):
+        for size, rows in frame.groupby("params"):
+            seen = np.geomspace(rows["examples_seen"].min(), rows["examples_seen"].max(), 50)
+            ax.plot(seen, joint.fit.predict(np.full_like(seen, size), seen), color=ScalarMappable(norm, RUN_COLORS)
+                    .to_rgba(size), linestyle=":", linewidth=1.0)
+        ax.plot([], [], color="0.3", linestyle=":", label=f"{joint.fit.law.name} fit, per model size")
+    ax.set_title(f"{label(study.y)} against data seen")
+    decimal_ticks(ax)
+    legend_below(ax)
+    return figure
+
+
+def error_vs_params(study: Study) -> Figure:
+    """Each run's final error against model size, coloured by examples seen, with the joint law at three
+    data sizes (same colours) and its limit of unlimited data."""
+    figure, (ax,) = new_figure()
+    final = final_rows(study.results.frame)
+    norm = size_norm(final["examples_seen"])
+    colors = ScalarMappable(norm, DATA_COLORS)
+    ax.scatter(final["params"], final[study.y], c=colors.to_rgba(final["examples_seen"]), s=14, zorder=3,
+               edgecolors="none", label="final error of a run")
+    joint = study.joint
+    if joint and joint.request.x == ("params", "examples_seen"):
+        sizes = np.geomspace(final["params"].min() / 2, final["params"].max() * 2, 80)
+        for seen in np.quantile(final["examples_seen"], [0.1, 0.5, 0.9]):
+            ax.plot(sizes, joint.fit.predict(sizes, np.full_like(sizes, seen)), color=colors.to_rgba(seen),
+                    linestyle="--", linewidth=1.0, label=f"{joint.fit.law.name} fit, D = {power_of_ten(seen)}")
+        ax.plot(sizes, joint.fit.predict(sizes, np.full_like(sizes, 1e30)), color="black", linewidth=1.0,
+                label=f"{joint.fit.law.name} fit, unlimited data")
+    figure.colorbar(colors, ax=ax, label=label("examples_seen"))
+    ax.set_xlabel(label("params"))
+    ax.set_ylabel(label(study.y))
+    ax.set_title(f"Final {label(study.y).lower()} against model size")
+    decimal_ticks(ax)
+    legend_below(ax)
+    return figure
+
+
+def _runs(figure: Figure, ax: Axes, frame: pd.DataFrame, x: str, y: str) -> LogNorm | None:
+    """Draw every run as a line, coloured by its model size (one colour if the table has no params)."""
+    has_sizes = "params" in frame.columns and frame["params"].notna().all()
+    norm = size_norm(frame["params"]) if has_sizes else None
+    colors = ScalarMappable(norm, RUN_COLORS) if has_sizes else None
+    groups = frame.groupby("run_id", sort=False) if "run_id" in frame.columns else [("all", frame)]
+    for _, run in groups:
+        run = run.sort_values(x)
+        color = colors.to_rgba(run["params"].iloc[0]) if colors else "tab:blue"
+        ax.plot(run[x], run[y], color=color, marker="o", markersize=2.2, linewidth=0.9, alpha=0.85)
+    ax.plot([], [], color="0.5", marker="o", markersize=2.2, linewidth=0.9, label="runs (colour: model size)")
+    if colors:
+        figure.colorbar(colors, ax=ax, label=label("params"))
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(y))
+    return norm
+
+
+def _frontier(ax: Axes, fitted: FittedLaw) -> None:
+    """The fitted law over the data (solid), beyond it (dashed), its band, and the points it was fitted to."""
+    x, y = fitted.request.x[0], fitted.request.y
+    low, high = fitted.rows[x].min(), fitted.rows[x].max()
+    inside, beyond = np.geomspace(low, high, 120), np.geomspace(high, high * EXTRAPOLATE, 40)
+    ax.scatter(fitted.rows[x], fitted.rows[y], s=22, facecolors="none", edgecolors="black", linewidths=0.8,
+               zorder=4, label=f"{fitted.request.points} points (fitted)")
+    ax.plot(inside, fitted.fit.predict(inside), color="black", zorder=5,
+            label=f"{fitted.fit.law.name}: {fitted.fit.law.formula}")
+    ax.plot(beyond, fitted.fit.predict(beyond), color="black", linestyle="--", zorder=5,
+            label=f"extrapolation (x{EXTRAPOLATE:g})")
+    if fitted.boot and len(next(iter(fitted.boot.samples.values()))) >= 2:
+        both = np.concatenate([inside, beyond[1:]])
+        band_low, band_high = fitted.boot.band(both)
+        ax.fill_between(both, band_low, band_high, color="black", alpha=0.15, linewidth=0, zorder=2,
+                        label=f"{fitted.boot.confidence:.0%} bootstrap band")

@@ -1,0 +1,114 @@
+"""One self-contained HTML page: the figures (embedded SVG), the fitted laws, the frontiers, the backtest."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+CAPTIONS = {
+    "error_vs_compute": "Error against training compute; each colour is a model size. Black: the fitted frontier "
+                        "law, dashed beyond the data, with its bootstrap confidence band.",
+    "isoflop": "IsoFLOP curves: final error against model size at each compute budget, the fitted parabolas "
+               "(in log N) and their minima.",
+    "error_vs_data": "Error against examples seen; each colour is a model size; dotted: the joint law.",
+    "error_vs_params": "Final error against model size, coloured by examples seen, with the joint law.",
+    "optimal_allocation": "Compute-optimal model size and data size against compute, by each approach.",
+}
+STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0 1.2rem}td,th{border-bottom:1px solid #ccc;padding:.2rem .6rem;
+text-align:right}th{background:#f3f3f3}td.text,th.text{text-align:left}figure{margin:1.5rem 0}
+figure img{max-width:100%}figcaption{font-size:.9rem;color:#555}.warnings{background:#fff4e5;
+border-left:4px solid #f0a030;padding:.5rem 1rem}code{background:#f3f3f3;padding:0 .2rem}"""
+
+
+def write_report(record: dict[str, Any], figures: dict[str, list[Path]], out_dir: Path) -> Path:
+    """Write out_dir/report.html from a study record and the figure files; return its path."""
+    parts = [f"<h1>Scaling-law report: {_e(record['y'])}</h1>",
+             f"<p>Table <code>{_e(record['table'])}</code>: {record['rows']} usable rows, {record['dropped_rows']} "
+             "dropped because their status is not <code>completed</code>.</p>"]
+    if record["warnings"]:
+        parts.append("<div class='warnings'><h2>Warnings</h2><ul>"
+                     + "".join(f"<li>{_e(w)}</li>" for w in record["warnings"]) + "</ul></div>")
+    parts.append("<h2>Figures</h2>")
+    for name, paths in figures.items():
+        image = next((path for path in paths if path.suffix == ".svg"), paths[0])
+        mime = "image/svg+xml" if image.suffix == ".svg" else "image/png"
+        data = base64.b64encode(image.read_bytes()).decode()
+        links = " ".join(f"<a href='{_e(p.name)}'>{p.suffix[1:].upper()}</a>" for p in paths)
+        parts.append(f"<figure><img alt='{_e(name)}' src='data:{mime};base64,{data}'>"
+                     f"<figcaption>{_e(CAPTIONS.get(name, name))} ({links})</figcaption></figure>")
+    parts.append("<h2>Fitted laws</h2>")
+    parts.extend(_law(law) for law in record["laws"])
+    if record["frontiers"]:
+        parts.append("<h2>Compute-optimal frontier</h2>" + _frontiers(record))
+    if record["backtest"]:
+        parts.append("<h2>Backtest</h2>" + _backtest(record["backtest"], record["y"]))
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Scaling-law report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+    path = Path(out_dir) / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path
+
+
+def _law(law: dict[str, Any]) -> str:
+    boot = law["bootstrap"]
+    level = f"{boot['confidence']:.0%} interval" if boot else "interval"
+    rows = [[name, _n(v["value"]), _interval(v), law["meanings"][name]] for name, v in law["params"].items()]
+    rows += [[name, _n(v["value"]), _interval(v), v["meaning"]] for name, v in law["derived"].items()]
+    resampled = (f"; bootstrap over {boot['resampled']}: {boot['converged']} of {boot['resamples']} refits "
+                 "converged") if boot else ""
+    notes = "".join(f"<li>{_e(w)}</li>" for w in law["warnings"])
+    return (f"<h3>{_e(law['law'])}: <code>{_e(law['formula'])}</code></h3><p>{_e(law['source'])}.</p>"
+            f"<p>Fitted to {law['num_points']} {_e(law['points'])} points of {_e(law['y'])} against "
+            f"{_e(', '.join(law['x']))}: Huber loss {_n(law['loss'])} (delta {law['huber_delta']:g}), "
+            f"{_e(law['status'])}, best of {law['starts']} starts{_e(resampled)}.</p>"
+            + _table(["parameter", "value", level, "meaning"], rows)
+            + (f"<ul class='warnings'>{notes}</ul>" if notes else ""))
+
+
+def _frontiers(record: dict[str, Any]) -> str:
+    rows = [[f["method"], f"{f['n_exponent']['value']:.3f}", _interval(f["n_exponent"]),
+             f"{f['d_exponent']['value']:.3f}", _interval(f["d_exponent"]), str(f["optima"])]
+            for f in record["frontiers"]]
+    text = _table(["approach", "N_opt exponent", "interval", "D_opt exponent", "interval", "optima"], rows)
+    if record["flops_per_example"]:
+        flops = record["flops_per_example"]
+        text += (f"<p>Data size from compute: FLOPs per example = {_n(flops['coefficient'])}·N^"
+                 f"{flops['exponent']:.3f} (fitted over the runs).</p>")
+    if record["isoflop_budgets"]:
+        text += _table(["budget (FLOPs)", "runs", "N_opt", "y at N_opt", "note"], [
+            [_n(b["budget"]), str(b["runs"]), _n(b["n_opt"]), _n(b["y_opt"]), b["problem"] or ""]
+            for b in record["isoflop_budgets"]])
+    return text
+
+
+def _backtest(backtest: dict[str, Any], y: str) -> str:
+    rows = [[str(r["rank"] or "-"), r["law"], r["points"], str(r["train_points"]), str(r["test_points"]),
+             _n(r["rmse_log"]), r["note"] or ""] for r in backtest["rows"]]
+    return (f"<p>Each law fitted where {_e(backtest['column'])} &le; {_n(backtest['cutoff'])} and scored above "
+            f"it by the RMSE of log {_e(y)} (Alabdulmohsin et al. 2022).</p>"
+            + _table(["rank", "law", "points", "fit points", "test points", "RMSE (log)", "note"], rows))
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    text_columns = {0, len(header) - 1}
+    head = "".join(f"<th class='{'text' if i in text_columns else ''}'>{_e(h)}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td class='{'text' if i in text_columns else ''}'>{_e(c)}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _interval(estimate: dict[str, float]) -> str:
+    return "—" if math.isnan(estimate["low"]) else f"[{_n(estimate['low'])}, {_n(estimate['high'])}]"
+
+
+def _n(value: float) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))

@@ -1,0 +1,78 @@
+"""A law to fit to a results table: which columns, which rows, which options; and the fit with its intervals."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from analysis.bootstrap import Bootstrap, bootstrap
+from analysis.columns import require_columns
+from analysis.fit import DEFAULT_HUBER_DELTA, Fit, fit_law
+from analysis.laws import Law
+from analysis.points import select_points
+from analysis.validate import positive_column
+
+
+@dataclasses.dataclass(frozen=True)
+class FitRequest:
+    """Fit `law` to y(x) over the `points` rows of a table (see analysis.points)."""
+
+    law: Law
+    x: tuple[str, ...]
+    y: str
+    points: str
+    weights: str | None = None
+    huber_delta: float = DEFAULT_HUBER_DELTA
+    constants: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    bounds: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    starts: int | None = None  # starting values per parameter (None: the law's full grid)
+
+    def rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows this fit uses, after checking that x and y are finite and positive in every row."""
+        require_columns(frame, [*self.x, self.y, *([self.weights] if self.weights else [])],
+                        f"fitting {self.law.name}")
+        for column in (*self.x, self.y):
+            positive_column(frame, column)
+        return select_points(frame, self.points, self.x[0], self.y)
+
+    def fit(self, rows: pd.DataFrame) -> Fit:
+        """Fit the law to `rows` (already selected by `rows`)."""
+        weights = rows[self.weights].to_numpy(dtype=np.float64) if self.weights else None
+        return fit_law(
+            self.law, tuple(rows[column].to_numpy(dtype=np.float64) for column in self.x),
+            rows[self.y].to_numpy(dtype=np.float64), weights=weights, huber_delta=self.huber_delta,
+            constants=self.constants, bounds=self.bounds, starts=self.starts, x_names=self.x, y_name=self.y,
+            labels=rows["run_id"].to_numpy() if "run_id" in rows.columns else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FittedLaw:
+    """A request, its fit on the table's rows and (if asked for) the bootstrap of that fit."""
+
+    request: FitRequest
+    rows: pd.DataFrame
+    fit: Fit
+    boot: Bootstrap | None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Warnings of the fit and of its bootstrap."""
+        return self.fit.warnings + (self.boot.warnings if self.boot else ())
+
+
+def fit_request(request: FitRequest, frame: pd.DataFrame, *, resamples: int = 0, by_run: bool = False,
+                seed: int = 0, confidence: float = 0.95) -> FittedLaw:
+    """Fit `request` on `frame`, with a bootstrap of `resamples` resamples (of rows, or of runs if `by_run`)."""
+    rows = request.rows(frame)
+    fit = request.fit(rows)
+    boot = None
+    if resamples:
+        if by_run:
+            require_columns(rows, ["run_id"], "resampling runs")
+        groups = rows["run_id"].to_numpy() if by_run else None
+        boot = bootstrap(fit, resamples, seed=seed, groups=groups, confidence=confidence)
+    return FittedLaw(request=request, rows=rows, fit=fit, boot=boot)
