@@ -1,5 +1,5 @@
-"""The analysis commands `fit`, `plot`, `report` and `bench-fit`, registered on the `scaling` command line by
-`add_commands`; `python -m analysis.cli COMMAND ...` runs them on their own. The handlers are in
+"""The analysis commands `fit`, `plot` and `report`, registered on the `scaling` command line by
+`add_commands` (and the fit benchmark by `add_bench_fit`); `python -m analysis.cli COMMAND ...` runs them on their own. The handlers are in
 analysis.commands."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ are dropped. Exit status: 0 done (warnings are printed), 2 bad input.
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register `fit`, `plot`, `report` and `bench-fit` on an argparse subparsers object."""
+    """Register `fit`, `plot` and `report` on an argparse subparsers object."""
     fit = subparsers.add_parser(
         "fit", help="fit scaling laws to a results table; print parameters, intervals and a backtest",
         description="Fit scaling laws (Huber loss on log residuals, L-BFGS from a grid of starts), with "
@@ -55,8 +55,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _cutoff_option(report)
     report.set_defaults(handler=run_report)
 
+
+
+def add_bench_fit(subparsers: argparse._SubParsersAction, name: str) -> None:
+    """Register the fit benchmark as `name` (`scaling bench fit`, `python -m analysis.cli bench-fit`)."""
     bench = subparsers.add_parser(
-        "bench-fit", help="time the vectorised 4,500-start fit against a scipy.optimize.minimize loop",
+        name, help="time the vectorised 4,500-start fit against a scipy.optimize.minimize loop",
         description="Fit Hoffmann et al.'s L(N, D) to generated data from every start of the 4,500-start grid, "
         "vectorised and with a per-start scipy loop, in this process; print both times and best losses.")
     bench.add_argument("--points", type=int, default=400, help="number of generated (N, D, loss) points (default 400)")
@@ -70,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one analysis command (for `python -m analysis.cli`)."""
     parser = argparse.ArgumentParser(prog="python -m analysis.cli",
                                      description="Scaling-law analysis of a results table.")
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_commands(commands)
+    add_bench_fit(commands, "bench-fit")
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -102,7 +102,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 @_guarded
 def run_bench(args: argparse.Namespace) -> int:
-    """`bench-fit`: print the benchmark."""
+    """The fit benchmark: print both timings and best losses."""
     from analysis.bench import benchmark_fit_starts, format_bench
 
     if args.points < 10:

@@ -2,7 +2,7 @@
 
     python benchmarks/fit_starts.py [--points 400] [--starts K] [--seed 0]
 
-The same as `scaling bench-fit` (or `python -m analysis.cli bench-fit`).
+The same as `scaling bench fit` (or `python -m analysis.cli bench-fit`).
 """
 
 import sys

@@ -1,4 +1,5 @@
-"""`scaling bench pack`: N same-shape models trained packed in one vmapped program vs one after another."""
+"""`scaling bench`: `pack` (N same-shape models packed in one vmapped program vs one after another) and
+`fit` (analysis' vectorised multi-start fit vs a scipy loop)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.cli import add_bench_fit
 from scaling.config import load_config
 from scaling.tracking import read_metrics
 
@@ -26,6 +28,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     pack.add_argument("--members", type=int, default=4, help="models in the pack (default 4)")
     pack.add_argument("--steps", type=int, default=100, help="training steps of each model (default 100)")
     pack.set_defaults(handler=_bench_pack)
+    add_bench_fit(commands, "fit")
 
 
 def _bench_pack(args: argparse.Namespace) -> int:

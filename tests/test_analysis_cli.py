@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.cli import LAW_NAMES, add_commands, main
+from analysis.cli import LAW_NAMES, add_bench_fit, add_commands, main
 from analysis.commands import DEFAULT_LAWS
 from analysis.laws import LAWS
 from analysis.synthetic import synthetic_sweep
@@ -29,6 +29,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers()
     add_commands(commands)
+    add_bench_fit(commands, "bench-fit")
     return commands.choices
 
 

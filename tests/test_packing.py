@@ -55,3 +55,13 @@ def test_sweep_units_pack_only_compatible_points():
     units = launch_units(points, pack_size=3)
     assert [[p.run_id for p in unit] for unit in units] == [["a", "c", "d"], ["b"], ["e"]]
     assert launch_units(points, pack_size=1) == [[p] for p in points]
+
+
+def test_bench_pack_prints_the_ratio_against_training_one_after_another(digits_data_dir, capsys):
+    from scaling.cli import main
+
+    args = ["bench", "pack", "--config", "configs/resnet.py:width=4,depth=10", "--members", "2", "--steps", "4",
+            f"--config.data.data_dir={digits_data_dir}", "--config.train.batch_size=32"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 models x 4 steps of 32 examples" in out and "ratio packed/sequential:" in out
