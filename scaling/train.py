@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -31,7 +33,7 @@ from scaling.packing import check_packable
 from scaling.plan import RunPlan, kept_steps, plan_run
 from scaling.progress import ProgressLine
 from scaling.records import RunResult, read_result, write_config, write_result
-from scaling.steps import Norm, make_eval_step, make_loss_fn, make_train_step, normalization, split_model
+from scaling.steps import Norm, TrainState, make_eval_step, make_loss_fn, make_train_step, normalization, split_model
 from scaling.tracking import JsonlTracker, Tracker, Trackers, WandbTracker, read_metrics
 
 
@@ -114,13 +116,10 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
 
     # 3. Models, optimizer and schedules; state on the mesh (replicated; batches split over `data`).
     mesh = sharding.make_mesh(config.mesh)
-    models = [_initialised_model(member.config, facts) for member in members]
-    train_graph, eval_graph, _, _ = split_model(models[0])
+    replicated = sharding.replicated(mesh)
     tx = make_optimizer(config.optim)
-    states = []
-    for member, model in zip(members, models):
-        _, _, params, rest = split_model(model)
-        states.append({"params": params, "rest": rest, "opt_state": tx.init(params)})
+    train_graph, eval_graph, initial_state = _initializer(config.model, facts, tx)
+    for member in members:
         member.rates = learning_rates(member.config.optim, member.plan.trunk_steps)
         if member.plan.branch_step is not None:
             member.rates = cooldown_branch(member.rates, member.plan.branch_step, num_steps)
@@ -133,10 +132,10 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
             resolution=facts.image_shape[0], batch_size=batch_size, num_steps=num_steps,
             device_kind=jax.devices()[0].device_kind, num_devices=sharding.mesh_size(config.mesh),
         )
+    states = [initial_state(np.int32(member.config.seed)) for member in members]
 
     # 4. Resume every run from its latest complete checkpoint (a new cooldown branch from its trunk's).
     start_step, states = _restore(members, states)
-    replicated = sharding.replicated(mesh)
     state = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), replicated)
     norms = jax.device_put(jax.tree.map(lambda *leaves: np.stack(leaves), *[m.norm for m in members]), replicated)
     rates = np.stack([member.rates for member in members])
@@ -275,19 +274,25 @@ def _member_state(state: dict, index: jax.Array) -> dict:
     return jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index, keepdims=False), state)
 
 
-def _initialised_model(config: ml_collections.ConfigDict, facts: DatasetFacts) -> nnx.Module:
-    """The model with its initial weights, built in one jitted program from an RBG key of `config.seed`.
+def _initializer(
+    model_config: ml_collections.ConfigDict, facts: DatasetFacts, tx: optax.GradientTransformation
+) -> tuple[nnx.GraphDef, nnx.GraphDef, Callable[[np.int32], TrainState]]:
+    """Train and eval graph definitions, and a jitted seed -> initial train state (one compile for a pack).
 
-    Eager NNX initialisation compiles every initialiser on its own; jitting the whole construction
-    and using the RBG generator (cheaper to compile than threefry) cuts start-up several-fold.
+    Eager NNX initialisation compiles every initialiser on its own; one jitted construction from an
+    RBG key (cheaper to compile than threefry) cuts start-up several-fold.
     """
 
-    def build() -> nnx.Module:
-        rngs = nnx.Rngs(jax.random.key(config.seed, impl="rbg"))
-        return build_model(config.model, image_shape=facts.image_shape, num_classes=facts.num_classes, rngs=rngs)
+    def build(seed: jax.Array) -> nnx.Module:
+        rngs = nnx.Rngs(jax.random.key(seed, impl="rbg"))
+        return build_model(model_config, image_shape=facts.image_shape, num_classes=facts.num_classes, rngs=rngs)
 
-    graph, _ = nnx.split(nnx.eval_shape(build))
-    return nnx.merge(graph, jax.jit(lambda: nnx.split(build())[1])())
+    def initial_state(seed: jax.Array) -> TrainState:
+        _, _, params, rest = split_model(build(seed))
+        return {"params": params, "rest": rest, "opt_state": tx.init(params)}
+
+    train_graph, eval_graph, _, _ = split_model(nnx.eval_shape(lambda: build(jnp.int32(0))))
+    return train_graph, eval_graph, jax.jit(initial_state)
 
 
 def _batches(members: list[Member], mesh: jax.sharding.Mesh, step: int) -> tuple[jax.Array, jax.Array]:
