@@ -30,6 +30,7 @@ Exit status: 0 completed, 1 failed or diverged, 2 bad config or data.
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `scaling` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow only decodes images here
     parser = argparse.ArgumentParser(
         prog="scaling", description="JAX scaling-law research suite for ImageNet: train Flax models of any size."
     )

@@ -77,6 +77,7 @@ def prepare_embedded(name: str, data_dir: str | None, file_format: str | None = 
     if builder.is_prepared():
         return
     config = tfds.download.DownloadConfig(try_download_gcs=False)
+    tfds.disable_progress_bar()  # a few seconds of work: the bars would only clutter the run's log
     try:
         builder.download_and_prepare(
             download_config=config, file_format=file_format or _default_file_format()
