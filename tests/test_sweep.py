@@ -85,6 +85,8 @@ def test_killed_sweep_rerun_completes_every_point_once(digits_data_dir, tmp_path
     assert not table.duplicated(["run_id", "step"]).any()
     assert (table["status"] == "completed").all() and table.groupby("run_id")["is_final"].sum().eq(1).all()
     assert sorted(table["train_examples"].unique()) == [200, 400, 800]
+    assert (table["sweep"] == "tiny").all()  # also the wandb group of every run
+    assert json.loads((root / table["run_id"][0] / "config.json").read_text())["wandb"]["group"] == "tiny"
     assert (table["compute"] == table["flops_per_example"] * table["examples_seen"]).all()
     assert pd.read_parquet(root / "results.parquet").shape == table.shape
 
