@@ -86,6 +86,7 @@ def run_report(args: argparse.Namespace) -> int:
     from analysis.plots import draw_figures
     from analysis.records import study_record
     from analysis.report import write_report
+    from analysis.summary import format_law_line
 
     study = _study(args, DEFAULT_LAWS, with_backtest=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,8 @@ def run_report(args: argparse.Namespace) -> int:
     record["warnings"].extend(skipped)
     for warning in record["warnings"]:
         print(f"warning: {warning}")
+    for law in record["laws"]:
+        print(format_law_line(law))
     _print_frontiers(study)
     (args.out / "report.json").write_text(json.dumps(_plain(record), indent=2) + "\n")
     print(f"wrote {write_report(record, written, args.out)} and {args.out / 'report.json'}")

@@ -56,6 +56,12 @@ def allocation_record(allocation: Allocation) -> dict[str, Any]:
     }
 
 
+def format_law_line(record: dict[str, Any]) -> str:
+    """A fitted law on one line: its formula and parameter values."""
+    values = ", ".join(f"{name}={estimate['value']:.4g}" for name, estimate in record["params"].items())
+    return f"{record['law']}: {record['formula']} with {values} ({record['status']}, {record['num_points']} points)"
+
+
 def format_law(record: dict[str, Any]) -> str:
     """A fitted law as a small text table."""
     boot = record["bootstrap"]

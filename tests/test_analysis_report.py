@@ -1,5 +1,7 @@
 """`report` (and so `plot`) on a generated sweep: every figure in every format, and one HTML page."""
 
+import contextlib
+import io
 import json
 
 import matplotlib.image
@@ -19,10 +21,20 @@ def report(tmp_path_factory):
     table.loc[table.index[:3], "status"] = "failed"
     table.to_csv(folder / "results.csv", index=False)
     out = folder / "out"
-    status = main(["report", str(folder / "results.csv"), "--out", str(out), "--law", "saturating",
-                   "--law", "chinchilla", "--starts", "2", "--bootstrap", "16"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(["report", str(folder / "results.csv"), "--out", str(out), "--law", "saturating",
+                       "--law", "chinchilla", "--starts", "2", "--bootstrap", "16"])
     assert status == 0
+    (out / "stdout.txt").write_text(printed.getvalue())
     return out
+
+
+def test_report_prints_each_fitted_law_on_one_line(report):
+    printed = (report / "stdout.txt").read_text().splitlines()
+    for law, first in (("saturating", "a="), ("chinchilla", "E=")):
+        (line,) = [line for line in printed if line.startswith(f"{law}: ")]
+        assert f" with {first}" in line and "points)" in line
 
 
 def test_every_figure_is_written_in_every_format(report):
