@@ -1,5 +1,6 @@
-"""`scaling bench`: `pack` (N same-shape models packed in one vmapped program vs one after another) and
-`fit` (analysis' vectorised multi-start fit vs a scipy loop)."""
+"""`scaling bench`: `pack` (N same-shape models packed in one vmapped program vs one after another),
+`data` (input paths vs the model and a plain tf.data pipeline) and `fit` (analysis' vectorised
+multi-start fit vs a scipy loop)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     pack.add_argument("--config", default="configs/resnet.py:width=8,depth=10", help="config file and argument")
     pack.add_argument("--members", type=int, default=4, help="models in the pack (default 4)")
     pack.add_argument("--steps", type=int, default=100, help="training steps of each model (default 100)")
-    pack.set_defaults(handler=_bench_pack)
+    pack.set_defaults(handler=_bench_pack, takes_overrides=True)
+    data = commands.add_parser(
+        "data", help="images/s of the cache and streaming input paths vs the model's step and a plain tf.data pipeline",
+        description="Times the uint8-cache gather, the streaming decode + inception crop (array_record datasets with "
+        "data.resolution set), a plain tf.data decode-crop-batch pipeline on the same files (the reference), and "
+        "the bare train step of the config's model with the batch in memory. Extra --config.KEY=VALUE arguments "
+        "override the config.",
+    )
+    data.add_argument("--config", default="configs/resnet.py:depth=18", help="config file and argument")
+    data.add_argument("--steps", type=int, default=20, help="batches timed per path (default 20)")
+    data.set_defaults(handler=_bench_data, takes_overrides=True)
     add_bench_fit(commands, "fit")
 
 
@@ -54,6 +65,20 @@ def _bench_pack(args: argparse.Namespace) -> int:
     print(f"packed (vmap)    : {packed_wall:7.1f} s end to end, {packed_speed:10,.0f} examples/s while training")
     print(f"ratio packed/sequential: {alone_wall / packed_wall:.2f}x end to end, "
           f"{packed_speed / alone_speed:.2f}x training throughput")
+    return 0
+
+
+def _bench_data(args: argparse.Namespace) -> int:
+    from scaling.data.bench import bench_data
+    from scaling.step_bench import train_step_images_per_second
+
+    config = load_config(args.config, ["wandb.mode=disabled", *args.overrides])
+    rows = bench_data(config, args.steps, lambda: train_step_images_per_second(config, max(2, args.steps // 4)))
+    rates = dict(rows)
+    model, reference = rates["model train step consumes"], rates["tf.data reference (decode, crop)"]
+    print(f"{config.data.name}, batch {config.train.batch_size}, {args.config}")
+    for name, rate in rows:
+        print(f"{name:<34} {rate:12,.0f} images/s  {rate / model:8.1f}x model  {rate / reference:6.2f}x tf.data")
     return 0
 
 

@@ -9,12 +9,16 @@ import sys
 from scaling.errors import CheckpointError, ConfigError, DataError
 from analysis.cli import add_commands as add_analysis_commands
 from scaling.bench import add_commands as add_bench_commands
+from scaling.data.commands import add_commands as add_data_commands
 from scaling.sweep.commands import add_commands as add_sweep_commands
 
 TRAIN_EPILOG = """\
 config overrides:
   --config.KEY=VALUE    set any config key, e.g. --config.optim.lr=3e-3 --config.data.train_examples=400
                         --config.train.epochs=5 (durations: train.steps, train.examples or train.epochs).
+                        Data: --config.data.name=imagenet2012 --config.data.classes=100
+                        --config.data.examples_per_class=50 --config.data.minival_per_class=10
+                        --config.data.pipeline=stream --config.data.augment.flip=True (see `scaling data describe`).
                         Unknown keys and wrong types are errors. Sections: model, data, train, optim, mesh, wandb.
 
 examples:
@@ -47,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="wandb mode (default: the config's wandb.mode, offline)")
     train.set_defaults(handler=_train)
     add_sweep_commands(commands)
+    add_data_commands(commands)
     add_analysis_commands(commands)
     add_bench_commands(commands)
     args, extra = parser.parse_known_args(argv)
-    takes_overrides = args.command == "train" or getattr(args, "bench_command", None) == "pack"
+    takes_overrides = args.command == "train" or getattr(args, "takes_overrides", False)
     args.overrides = _config_overrides(extra, parser) if takes_overrides else extra
     if extra and not takes_overrides:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -23,10 +23,23 @@ def base_config(model_name: str) -> ml_collections.ConfigDict:
     config.data.name = "digits"  # any tfds image-classification dataset
     config.data.data_dir = placeholder(str)  # None: tfds' default (~/tensorflow_datasets)
     config.data.train_split = "train"
-    config.data.eval_split = "test"
+    config.data.eval_split = placeholder(str)  # None: the dataset's usual one (validation for ImageNet)
+    config.data.classes = placeholder(int)  # class subset: the first K of a seeded class order; None: all
     config.data.train_examples = placeholder(int)  # nested class-balanced subset; None: whole split
+    config.data.examples_per_class = placeholder(int)  # or the subset's size per class
+    config.data.minival_per_class = 0  # held out of train_split for model selection, per class
     config.data.resolution = placeholder(int)  # None: the stored image size
-    config.data.seed = 0  # seeds the subset order and the batch order
+    config.data.eval_crop_fraction = 1.0  # evaluation: central square of this fraction of the short side
+    config.data.pipeline = "cache"  # one of PIPELINES: uint8 cache + device augmentation, or host streaming
+    config.data.cache_dir = placeholder(str)  # None: scaling_cache/ in the tfds data_dir
+    config.data.seed = 0  # seeds the class order, minival, subset order, batch order and augmentation
+    config.data.augment = ml_collections.ConfigDict()  # training augmentation (scaling.data.augment)
+    config.data.augment.inception_crop = False  # random-resized crop (on the host when streaming)
+    config.data.augment.min_area = 0.08
+    config.data.augment.flip = False
+    config.data.augment.randaugment_ops = 0  # 0: off
+    config.data.augment.randaugment_magnitude = 9.0
+    config.data.augment.mixup_alpha = 0.0  # 0: off
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 128  # global batch, divided over the mesh's data axis

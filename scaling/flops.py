@@ -18,12 +18,12 @@ def train_flops_per_example(
     The optimizer update is excluded: it costs per step, not per example.
     """
     train_graph, _, params, rest = split_model(abstract_model)
-    loss_fn = make_loss_fn(train_graph, 0.0, num_classes)
+    loss_fn = make_loss_fn(train_graph)
     images = jax.ShapeDtypeStruct((batch_size, *image_shape), jnp.uint8)
-    labels = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+    targets = jax.ShapeDtypeStruct((batch_size, num_classes), jnp.float32)
     channel = jax.ShapeDtypeStruct((image_shape[-1],), jnp.float32)
     norm = {"mean": channel, "std": channel}
-    lowered = jax.jit(jax.value_and_grad(loss_fn, has_aux=True)).lower(params, rest, images, labels, norm)
+    lowered = jax.jit(jax.value_and_grad(loss_fn, has_aux=True)).lower(params, rest, images, targets, norm)
     analysis = lowered.cost_analysis()
     if isinstance(analysis, list):
         analysis = analysis[0]

@@ -16,6 +16,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from scaling.data.augment import Augment, augment_images, mixup
+
 TrainState = dict[str, Any]  # {"params": nnx.State, "rest": nnx.State (batch stats), "opt_state": optax state}
 Norm = dict[str, jax.Array]  # {"mean": [C], "std": [C]} in [0, 1] pixel units
 LossFn = Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]]
@@ -28,7 +30,7 @@ def normalization(images: np.ndarray) -> Norm:
 
 
 def preprocess(images: jax.Array, norm: Norm) -> jax.Array:
-    """uint8 images to normalised float32, on the device."""
+    """Images in 0..255 (uint8, or float after augmentation) to normalised float32, on the device."""
     return (images.astype(jnp.float32) / 255.0 - norm["mean"]) / norm["std"]
 
 
@@ -41,13 +43,12 @@ def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.Stat
     return train_graph, eval_graph, params, rest
 
 
-def make_loss_fn(train_graph: nnx.GraphDef, label_smoothing: float, num_classes: int) -> LossFn:
-    """(params, rest, uint8 images, labels, norm) -> (mean cross-entropy, (logits, updated batch stats))."""
+def make_loss_fn(train_graph: nnx.GraphDef) -> LossFn:
+    """(params, rest, images, targets [B, K], norm) -> (mean cross-entropy, (logits, updated batch stats))."""
 
-    def loss_fn(params, rest, images, labels, norm):
+    def loss_fn(params, rest, images, targets, norm):
         model = nnx.merge(train_graph, params, rest, copy=True)
         logits = model(preprocess(images, norm))
-        targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
         loss = optax.softmax_cross_entropy(logits, targets).mean()
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
         return loss, (logits, new_rest)
@@ -56,17 +57,25 @@ def make_loss_fn(train_graph: nnx.GraphDef, label_smoothing: float, num_classes:
 
 
 def make_train_step(
-    loss_fn: LossFn, tx: optax.GradientTransformation
+    loss_fn: LossFn, tx: optax.GradientTransformation, num_classes: int, label_smoothing: float, augment: Augment
 ) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
-    """A pure step: (state, uint8 images, labels, norm, lr) -> (new state, {loss, top1_error, grad_norm}).
+    """A pure step: (state, uint8 images, labels, norm, lr, rng) -> (new state, {loss, top1_error, grad_norm}).
 
+    `rng` is (data seed, step): the augmentation of a batch (`augment`, on the device) is a function of it.
     `tx` works at unit learning rate; its update is scaled by `lr` (exact for adamw's decoupled
     decay and for sgd's momentum, whose updates are linear in the learning rate).
     """
 
-    def train_step(state: TrainState, images: jax.Array, labels: jax.Array, norm: Norm, lr: jax.Array):
+    def train_step(state: TrainState, images: jax.Array, labels: jax.Array, norm: Norm, lr: jax.Array, rng: jax.Array):
+        targets = jax.nn.one_hot(labels, num_classes)
+        if augment.active:
+            crop_key, mix_key = jax.random.split(jax.random.fold_in(jax.random.key(rng[0]), rng[1]))
+            images = augment_images(crop_key, images, augment)
+            if augment.mixup_alpha:
+                images, targets = mixup(mix_key, images, labels, num_classes, augment.mixup_alpha)
+        targets = optax.smooth_labels(targets, label_smoothing)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (logits, new_rest)), grads = grad_fn(state["params"], state["rest"], images, labels, norm)
+        (loss, (logits, new_rest)), grads = grad_fn(state["params"], state["rest"], images, targets, norm)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], jax.tree.map(lambda u: lr * u, updates))
         metrics = {

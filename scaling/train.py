@@ -25,7 +25,8 @@ from flax import nnx
 
 from scaling import checkpoint, sharding
 from scaling.config import to_json_dict
-from scaling.data import DatasetFacts, Examples, batch_indices, nested_subset, open_builder, read_examples, read_labels
+from scaling.data import DatasetFacts, Examples, open_builder
+from scaling.data.pipeline import RunData, device_augment, open_run_data
 from scaling.errors import CheckpointError, ConfigError, DataError
 from scaling.models import build_model, describe_model
 from scaling.optim import cooldown_branch, learning_rates, make_optimizer
@@ -45,7 +46,7 @@ class Member:
     workdir: Path
     plan: RunPlan
     result: RunResult
-    train_set: Examples | None = None
+    data: RunData | None = None
     norm: Norm | None = None
     rates: np.ndarray | None = None
     keep_steps: set[int] = dataclasses.field(default_factory=set)
@@ -104,21 +105,20 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
     config, plan, facts = lead.config, lead.plan, lead.plan.facts
     num_steps, batch_size = plan.num_steps, plan.batch_size
 
-    # 2. Data: each run's nested class-balanced subset, and the evaluation split, as uint8 arrays.
+    # 2. Data: each run's nested class-balanced subset (cached uint8 images, or streamed), and the
+    #    evaluation sets (the evaluation split restricted to the run's classes, and the minival).
     builder = open_builder(config.data.name, config.data.data_dir)
-    labels = read_labels(builder, config.data.train_split)
     for member in members:
-        data = member.config.data
-        subset = nested_subset(labels, data.train_examples, data.seed)
-        member.train_set = read_examples(builder, data.train_split, subset, data.resolution)
-        member.norm = normalization(member.train_set.images)
-    eval_set = read_examples(builder, config.data.eval_split, None, config.data.resolution)
+        member.data = open_run_data(member.config, builder, member.plan.facts, member.plan.selection,
+                                    jax.process_index(), jax.process_count())
+        member.norm = normalization(member.data.norm_sample)
+    eval_sets = lead.data.eval_sets
 
     # 3. Models, optimizer and schedules; state on the mesh (replicated; batches split over `data`).
     mesh = sharding.make_mesh(config.mesh)
     replicated = sharding.replicated(mesh)
     tx = make_optimizer(config.optim)
-    train_graph, eval_graph, initial_state = _initializer(config.model, facts, tx)
+    train_graph, eval_graph, initial_state = initializer(config.model, facts, tx)
     for member in members:
         member.rates = learning_rates(member.config.optim, member.plan.trunk_steps)
         if member.plan.branch_step is not None:
@@ -140,13 +140,23 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
     norms = jax.device_put(jax.tree.map(lambda *leaves: np.stack(leaves), *[m.norm for m in members]), replicated)
     rates = np.stack([member.rates for member in members])
 
-    # 5. Compile the step (vmapped over the pack) ahead of time.
-    loss_fn = make_loss_fn(train_graph, config.train.label_smoothing, facts.num_classes)
+    # 5. Compile the step (vmapped over the pack) ahead of time, on the first batch.
+    step_fn = make_train_step(make_loss_fn(train_graph), tx, facts.num_classes, config.train.label_smoothing,
+                              device_augment(config.data))
     state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
-    train_step = jax.jit(
-        jax.vmap(make_train_step(loss_fn, tx)), donate_argnums=0, out_shardings=(state_sharding, replicated)
-    )
-    compiled_step = train_step.lower(state, *_batches(members, mesh, 0), norms, rates[:, 0]).compile()
+    train_step = jax.jit(jax.vmap(step_fn), donate_argnums=0, out_shardings=(state_sharding, replicated))
+    streams = [member.data.train.iterate(start_step) for member in members]
+    seeds = np.array([member.config.data.seed for member in members], np.int32)
+
+    def batch_of(step: int) -> tuple[jax.Array, ...]:
+        """The next batches of every member as global arrays, and their augmentation seeds (data seed, step)."""
+        images, labels = zip(*(next(stream) for stream in streams))
+        rng = np.stack([seeds, np.full_like(seeds, step)], 1)
+        return (*sharding.global_batch(mesh, np.stack(images), np.stack(labels), packed=True), norms,
+                rates[:, min(step, num_steps - 1)], rng)
+
+    batch = batch_of(start_step)
+    compiled_step = train_step.lower(state, *batch).compile()
     eval_step = jax.jit(jax.vmap(make_eval_step(eval_graph, facts.num_classes), in_axes=(0, 0, None, None, None, 0)))
 
     for member in members:
@@ -168,7 +178,11 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
         return [i for i, member in enumerate(members) if member.result.status == "running"]
 
     def evaluate(step: int) -> list[dict[str, float]]:
-        metrics = _evaluate(eval_step, state, eval_set, config.train.eval_batch_size, mesh, norms)
+        metrics = _evaluate(eval_step, state, eval_sets["eval"], config.train.eval_batch_size, mesh, norms)
+        if "minival" in eval_sets:
+            minival = _evaluate(eval_step, state, eval_sets["minival"], config.train.eval_batch_size, mesh, norms)
+            for member_metrics, held_out in zip(metrics, minival):
+                member_metrics.update(minival_loss=held_out["eval_loss"], minival_error=held_out["top1_error"])
         for i in running():
             members[i].trackers.log(step, {"kind": "eval", "examples_seen": step * batch_size, **metrics[i]})
         return metrics
@@ -177,9 +191,11 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
     pending, window_start, window_step = [], time.monotonic(), start_step
     step = start_step
     while step < num_steps and running():
-        state, metrics = compiled_step(state, *_batches(members, mesh, step), norms, rates[:, step])
+        state, metrics = compiled_step(state, *batch)
         pending.append(metrics)
         step += 1
+        if step < num_steps:
+            batch = batch_of(step)
         if step % config.train.log_every_steps == 0 or step == num_steps:
             logged = jax.device_get(jax.tree.map(lambda *values: jnp.mean(jnp.stack(values), 0), *pending))
             now = time.monotonic()
@@ -274,7 +290,7 @@ def _member_state(state: dict, index: jax.Array) -> dict:
     return jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index, keepdims=False), state)
 
 
-def _initializer(
+def initializer(
     model_config: ml_collections.ConfigDict, facts: DatasetFacts, tx: optax.GradientTransformation
 ) -> tuple[nnx.GraphDef, nnx.GraphDef, Callable[[np.int32], TrainState]]:
     """Train and eval graph definitions, and a jitted seed -> initial train state (one compile for a pack).
@@ -293,18 +309,6 @@ def _initializer(
 
     train_graph, eval_graph, _, _ = split_model(nnx.eval_shape(lambda: build(jnp.int32(0))))
     return train_graph, eval_graph, jax.jit(initial_state)
-
-
-def _batches(members: list[Member], mesh: jax.sharding.Mesh, step: int) -> tuple[jax.Array, jax.Array]:
-    """Every member's images and labels of training step `step`, stacked [runs, batch, ...], as global arrays."""
-    images, labels = [], []
-    for member in members:
-        examples = member.train_set
-        indices = batch_indices(len(examples.labels), member.plan.batch_size, member.config.data.seed, step)
-        local = np.array_split(indices, jax.process_count())[jax.process_index()]
-        images.append(examples.images[local])
-        labels.append(examples.labels[local])
-    return sharding.global_batch(mesh, np.stack(images), np.stack(labels), packed=True)
 
 
 def _evaluate(eval_step, state, examples: Examples, batch_size: int, mesh, norms: Norm) -> list[dict[str, float]]:

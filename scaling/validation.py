@@ -8,6 +8,8 @@ import jax
 import ml_collections
 
 from scaling.data import DatasetFacts
+from scaling.data.augment import Augment
+from scaling.data.pipeline import PIPELINES, eval_split
 from scaling.defaults import DURATIONS, OPTIMIZERS, SCHEDULES, WANDB_MODES
 from scaling.errors import ConfigError
 from scaling.models import validate_model_config
@@ -16,19 +18,15 @@ from scaling.sharding import mesh_size
 
 def validate_config(config: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
     """Raise ConfigError naming the first bad field and its fix."""
-    validate_model_config(config.model, image_shape=facts.image_shape, num_classes=facts.num_classes)
     _validate_data(config.data, facts)
+    num_classes = config.data.classes or facts.num_classes
+    validate_model_config(config.model, image_shape=facts.image_shape, num_classes=num_classes)
     _validate_mesh(config.mesh)
     _validate_train(config.train, mesh_size(config.mesh))
     _validate_optim(config.optim)
     if config.train.branch_from is not None and config.optim.cooldown_fraction == 0.0:
         raise ConfigError("a cooldown branch (train.branch_from) needs optim.cooldown_fraction > 0, e.g. 0.2")
     _choice("wandb.mode", config.wandb.mode, WANDB_MODES)
-
-
-def train_subset_size(config: ml_collections.ConfigDict, facts: DatasetFacts) -> int:
-    """Examples in the training subset (the whole split when data.train_examples is None)."""
-    return config.data.train_examples or facts.split_sizes[config.data.train_split]
 
 
 def num_train_steps(config: ml_collections.ConfigDict, train_examples: int, flops_per_example: float) -> int:
@@ -46,8 +44,8 @@ def num_train_steps(config: ml_collections.ConfigDict, train_examples: int, flop
 
 
 def _validate_data(data: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
-    for field in ("train_split", "eval_split"):
-        split = data[field]
+    splits = {"train_split": data.train_split, "eval_split": eval_split(data, facts)}
+    for field, split in splits.items():
         if split not in facts.split_sizes:
             raise ConfigError(
                 f"data.{field}={split!r} is not a split of {facts.name}; available: {', '.join(facts.split_sizes)}"
@@ -58,8 +56,22 @@ def _validate_data(data: ml_collections.ConfigDict, facts: DatasetFacts) -> None
             f"data.train_examples={data.train_examples} but split {data.train_split!r} of {facts.name} has "
             f"{available} examples; choose 1..{available} or None for the whole split"
         )
-    if data.resolution is not None and data.resolution < 1:
-        raise ConfigError(f"data.resolution must be positive or None, got {data.resolution}")
+    if data.classes is not None and not 1 <= data.classes <= facts.num_classes:
+        raise ConfigError(
+            f"data.classes={data.classes} but {facts.name} has {facts.num_classes} classes; "
+            f"choose 1..{facts.num_classes} or None for all"
+        )
+    for field in ("examples_per_class", "resolution"):
+        if data[field] is not None and data[field] < 1:
+            raise ConfigError(f"data.{field} must be positive or None, got {data[field]}")
+    if data.minival_per_class < 0:
+        raise ConfigError(f"data.minival_per_class must be >= 0 (0: no minival), got {data.minival_per_class}")
+    if not 0.0 < data.eval_crop_fraction <= 1.0:
+        raise ConfigError(f"data.eval_crop_fraction must lie in (0, 1], e.g. 0.875, got {data.eval_crop_fraction}")
+    _choice("data.pipeline", data.pipeline, PIPELINES)
+    Augment(**data.augment.to_dict()).check()
+    if data.pipeline == "stream" and data.resolution is None:
+        raise ConfigError("data.pipeline='stream' crops every image to data.resolution; set it, e.g. 224")
 
 
 def _validate_mesh(mesh: ml_collections.ConfigDict) -> None:

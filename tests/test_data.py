@@ -156,17 +156,8 @@ def test_unprepared_dataset_raises_data_error_with_fix(tmp_path):
         open_builder("mnist", str(tmp_path))
     message = str(info.value)
     assert "mnist" in message and str(tmp_path) in message
-    assert f"tfds build mnist --data_dir {tmp_path}" in message
+    assert f"scaling data prepare mnist --data-dir {tmp_path}" in message
     assert not (tmp_path / "mnist" / "3.0.1" / "dataset_info.json").exists()  # nothing built
-
-
-def test_unprepared_imagenet_explains_manual_download(tmp_path):
-    with pytest.raises(DataError) as info:
-        dataset_facts("imagenet2012", str(tmp_path))
-    message = str(info.value)
-    assert "ILSVRC2012_img_train.tar" in message and "ILSVRC2012_img_val.tar" in message
-    assert f"{tmp_path}/downloads/manual" in message
-    assert "tfds build imagenet2012" in message
 
 
 # --------------------------------------------------------------------------- subsets

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from scaling.data.catalog import how_to_prepare
+from scaling.data.decode import decode_batch
 from scaling.data.digits import Digits
 from scaling.errors import ConfigError, DataError
 
@@ -89,22 +91,10 @@ def prepare_embedded(name: str, data_dir: str | None, file_format: str | None = 
         raise
 
 
-def _root_dir(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> str:
+def data_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> str:
+    """The tfds data_dir the builder reads from."""
     root = getattr(builder, "_data_dir_root", None)
     return os.fspath(root) if root is not None else (data_dir or "the tfds default data_dir")
-
-
-def _how_to_prepare(name: str, root: str) -> str:
-    base = name.split(":")[0].split("/")[0]
-    if base == "imagenet2012":
-        return (
-            "ImageNet cannot be downloaded automatically: register at "
-            "https://image-net.org/download-images, download ILSVRC2012_img_train.tar and "
-            f"ILSVRC2012_img_val.tar into {root}/downloads/manual/, then run "
-            f"`tfds build imagenet2012 --data_dir {root} --file_format array_record` "
-            "(array_record gives random access to subsets; tfrecord also works)."
-        )
-    return f"Prepare it with `tfds build {name} --data_dir {root}`."
 
 
 def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
@@ -126,7 +116,7 @@ def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
             f"or an embedded one: {sorted(EMBEDDED_DATASETS)}."
         ) from e
     if not builder.is_prepared():
-        root = _root_dir(builder, data_dir)
+        root = data_root(builder, data_dir)
         found = ""
         dataset_dir = os.path.dirname(os.fspath(builder.data_dir))
         if os.path.isdir(dataset_dir):
@@ -135,7 +125,7 @@ def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
                 found = f" (found other versions/configs there: {present}; ask for e.g. '{name}:VERSION')"
         raise DataError(
             f"Dataset {name!r} is not prepared in data_dir {root}: looked for "
-            f"{builder.data_dir}{found}. {_how_to_prepare(name, root)}"
+            f"{builder.data_dir}{found}. {how_to_prepare(name, root)}"
         )
     return builder
 
@@ -143,7 +133,7 @@ def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
 # --------------------------------------------------------------------------- metadata
 
 
-def _keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
+def feature_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
     """(image key, label key) of the builder's features."""
     keys = builder.info.supervised_keys
     if isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys):
@@ -158,7 +148,7 @@ def _keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
 
 
 def _stored_shape(builder: tfds.core.DatasetBuilder) -> tuple[int | None, int | None, int | None]:
-    shape = tuple(builder.info.features[_keys(builder)[0]].shape)
+    shape = tuple(builder.info.features[feature_keys(builder)[0]].shape)
     if len(shape) != 3:
         raise DataError(f"Dataset {builder.name!r} stores images of shape {shape}, expected (H, W, C).")
     return shape  # type: ignore[return-value]
@@ -177,7 +167,7 @@ def _split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
 def dataset_facts(name: str, data_dir: str | None, resolution: int | None = None) -> DatasetFacts:
     """Classes, image shape and split sizes of a prepared dataset, from metadata only."""
     builder = open_builder(name, data_dir)
-    image_key, label_key = _keys(builder)
+    image_key, label_key = feature_keys(builder)
     height, width, channels = _stored_shape(builder)
     if channels is None:
         raise DataError(f"Dataset {name!r} does not fix its number of image channels.")
@@ -203,7 +193,8 @@ def dataset_facts(name: str, data_dir: str | None, resolution: int | None = None
 # --------------------------------------------------------------------------- reading
 
 
-def _is_array_record(builder: tfds.core.DatasetBuilder) -> bool:
+def is_random_access(builder: tfds.core.DatasetBuilder) -> bool:
+    """Whether the splits are stored as array_record (readable by index)."""
     fmt = builder.info.file_format
     return fmt is not None and str(getattr(fmt, "value", fmt)) == "array_record"
 
@@ -223,8 +214,8 @@ def _tf_records(builder: tfds.core.DatasetBuilder, split: str, decoders):
 def read_labels(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
     """All labels of `split`, int32, in file order; images are not decoded."""
     n = _split_size(builder, split)
-    _, label_key = _keys(builder)
-    if _is_array_record(builder):
+    _, label_key = feature_keys(builder)
+    if is_random_access(builder):
         source = builder.as_data_source(split, decoders=_skip_all_but(builder, label_key))
         labels = np.empty(len(source), np.int32)
         for start in range(0, len(source), _CHUNK):
@@ -240,13 +231,13 @@ def read_labels(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
     return labels
 
 
-def _encoded_images(
+def encoded_images(
     builder: tfds.core.DatasetBuilder, split: str, wanted: np.ndarray
 ) -> Iterator[tuple[list[bytes], list[int]]]:
-    """Chunks of (encoded image bytes, labels) for the sorted unique indices `wanted`."""
-    image_key, label_key = _keys(builder)
+    """Chunks of (encoded image bytes, labels) for the sorted unique indices `wanted`, in that order."""
+    image_key, label_key = feature_keys(builder)
     decoders = {image_key: tfds.decode.SkipDecoding()}
-    if _is_array_record(builder):
+    if is_random_access(builder):
         source = builder.as_data_source(split, decoders=decoders)
         for start in range(0, len(wanted), _CHUNK):
             records = source.__getitems__([int(i) for i in wanted[start : start + _CHUNK]])
@@ -266,40 +257,6 @@ def _encoded_images(
         )
         for encoded, labels in ds.as_numpy_iterator():
             yield list(encoded), [int(x) for x in labels]
-
-
-def _decode(
-    encoded: Sequence[bytes],
-    channels: int,
-    stored_hw: tuple[int | None, int | None],
-    resolution: int | None,
-) -> list[np.ndarray] | np.ndarray:
-    """Decodes (and if asked centre-crops to a square and resizes) encoded images."""
-    import tensorflow as tf
-
-    fixed = stored_hw[0] is not None and stored_hw[1] is not None
-    needs_resize = resolution is not None and (not fixed or stored_hw != (resolution, resolution))
-
-    def decode(data):
-        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-        if fixed:
-            image = tf.ensure_shape(image, (stored_hw[0], stored_hw[1], channels))
-        if needs_resize:
-            shape = tf.shape(image)
-            side = tf.minimum(shape[0], shape[1])
-            image = tf.image.crop_to_bounding_box(
-                image, (shape[0] - side) // 2, (shape[1] - side) // 2, side, side
-            )
-            image = tf.image.resize(image, (resolution, resolution), method="bilinear", antialias=True)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-        return image
-
-    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(encoded), dtype=tf.string)).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    if fixed or resolution is not None:
-        return np.concatenate(list(ds.batch(len(encoded)).as_numpy_iterator()))
-    return list(ds.as_numpy_iterator())  # varying sizes: stacked (or refused) by the caller
 
 
 def read_examples(
@@ -341,8 +298,8 @@ def read_examples(
 
     images_parts: list[np.ndarray] = []
     labels_parts: list[int] = []
-    for encoded, labels in _encoded_images(builder, split, wanted):
-        decoded = _decode(encoded, channels, (height, width), resolution)
+    for encoded, labels in encoded_images(builder, split, wanted):
+        decoded = decode_batch(encoded, channels, resolution)
         if isinstance(decoded, list):
             shapes = {im.shape for im in decoded} | {p.shape[1:] for p in images_parts}
             if len(shapes) > 1:

@@ -1,0 +1,101 @@
+"""A run's data from its config: selection, training batches (cached or streamed), evaluation sets.
+
+`plan_selection` needs only the labels (cached after the first read); `open_run_data` decodes what
+the run will use into the uint8 cache (once per sweep) and opens the training path the config asks
+for: `data.pipeline = "cache"` gathers batches from the cache, `"stream"` decodes and crops the
+full-resolution records on the host at every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+
+from scaling.data.augment import Augment
+from scaling.data.cache import cached_images, default_cache_root, split_labels
+from scaling.data.catalog import default_eval_split
+from scaling.data.selection import Selection, select
+from scaling.data.source import DatasetFacts, Examples
+from scaling.data.train_batches import CachedBatches, StreamingBatches, TrainBatches
+
+PIPELINES = ("cache", "stream")
+NORM_ROWS = 10_000  # normalisation statistics come from the first rows of the training order
+
+
+@dataclasses.dataclass
+class RunData:
+    """Everything a run reads: its training batches, evaluation sets and normalisation statistics."""
+
+    selection: Selection
+    train: TrainBatches
+    eval_sets: dict[str, Examples]  # "eval" (the evaluation split, chosen classes) and "minival" if held out
+    norm_sample: np.ndarray  # uint8 images the normalisation statistics are computed from
+
+
+def eval_split(data: ml_collections.ConfigDict, facts: DatasetFacts) -> str:
+    """data.eval_split, or the dataset's usual evaluation split when it is None."""
+    return data.eval_split or default_eval_split(data.name, facts.split_sizes)
+
+
+def device_augment(data: ml_collections.ConfigDict) -> Augment:
+    """The augmentation the train step applies on the device (when streaming, the crop is done on the host)."""
+    settings = data.augment.to_dict()
+    if data.pipeline == "stream":
+        settings["inception_crop"] = False
+    return Augment(**settings)
+
+
+def cache_root(data: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder) -> Path:
+    """data.cache_dir, or `scaling_cache/` in the dataset's tfds data_dir."""
+    return Path(data.cache_dir) if data.cache_dir else default_cache_root(builder, data.data_dir)
+
+
+def plan_selection(data: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder, num_classes: int) -> Selection:
+    """The classes, minival and nested training order the config selects (reads only labels)."""
+    labels = split_labels(builder, data.train_split, cache_root(data, builder))
+    return select(
+        labels, num_classes, classes=data.classes, minival_per_class=data.minival_per_class,
+        train_examples=data.train_examples, examples_per_class=data.examples_per_class, seed=data.seed,
+    )
+
+
+def open_run_data(
+    config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder, facts: DatasetFacts, selection: Selection,
+    process_index: int = 0, process_count: int = 1,
+) -> RunData:
+    """Cache what the run needs (decoding only rows not cached yet) and open its training batches."""
+    data, root = config.data, cache_root(config.data, builder)
+    shape = facts.image_shape
+    train_labels = split_labels(builder, data.train_split, root)
+    order = selection.train_order
+    labels = selection.relabel(train_labels[order[: selection.train_examples]])
+
+    def cached(split: str, indices: np.ndarray, rows: int, crop: float) -> np.ndarray:
+        return cached_images(builder, split, indices, rows, shape, data.resolution, crop, root)
+
+    norm_sample = cached(data.train_split, order, min(NORM_ROWS, selection.train_examples), 1.0)
+    args = (labels, config.train.batch_size, data.seed)
+    if data.pipeline == "stream":
+        min_area = data.augment.min_area if data.augment.inception_crop else None
+        train: TrainBatches = StreamingBatches(
+            builder, data.train_split, order[: selection.train_examples], *args, data.resolution, shape[-1], min_area,
+            process_index, process_count,
+        )
+    else:
+        train = CachedBatches(cached(data.train_split, order, selection.train_examples, 1.0), *args,
+                              process_index, process_count)
+    split = eval_split(data, facts)
+    eval_labels = split_labels(builder, split, root)
+    eval_order = selection.eval_indices(eval_labels)
+    eval_sets = {"eval": Examples(cached(split, eval_order, len(eval_order), data.eval_crop_fraction),
+                                  selection.relabel(eval_labels[eval_order]))}
+    if len(selection.minival):
+        eval_sets["minival"] = Examples(
+            cached(data.train_split, selection.minival, len(selection.minival), data.eval_crop_fraction),
+            selection.relabel(train_labels[selection.minival]),
+        )
+    return RunData(selection, train, eval_sets, norm_sample)

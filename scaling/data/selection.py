@@ -1,0 +1,104 @@
+"""Which examples of a dataset a run sees: class subset, minival, nested training subset, evaluation set.
+
+Everything is a pure function of the labels and the config's sizes and seed:
+- classes: the first K of one fixed seeded order of all classes (K = None keeps every class in label
+  order), the same for every data seed so that "100-class ImageNet" means one thing; labels are
+  renumbered 0..K-1 in that order;
+- minival: the first `minival_per_class` examples of each chosen class in a fixed seeded order, held
+  out of the training split for model selection (also the same for every data seed);
+- training order: the remaining examples of the chosen classes in the nested class-balanced order of
+  `scaling.data.subsets` seeded by data.seed, so a subset of N examples is the first N of this order;
+- evaluation: every example of the evaluation split whose class was chosen, in file order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from scaling.data.subsets import class_balanced_order
+from scaling.errors import ConfigError
+
+_CLASS_ORDER_SEED = (0, 0xC1A55)
+_MINIVAL_SEED = (0, 0x3141)
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """File-order indices of a run's examples, and the label renumbering they share."""
+
+    classes: np.ndarray  # original label of new class k, for k in 0..K-1
+    train_order: np.ndarray  # training examples, nested class-balanced order (subset = a prefix)
+    minival: np.ndarray  # held out of train, grouped by class
+    train_examples: int  # the subset size: the prefix of train_order a run trains on
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes the model predicts."""
+        return len(self.classes)
+
+    def relabel(self, labels: np.ndarray) -> np.ndarray:
+        """Original labels -> 0..K-1 (-1 for classes not chosen)."""
+        lookup = np.full(int(max(labels.max(initial=0), self.classes.max(initial=0))) + 1, -1, np.int32)
+        lookup[self.classes] = np.arange(len(self.classes), dtype=np.int32)
+        return lookup[labels]
+
+    def eval_indices(self, eval_labels: np.ndarray) -> np.ndarray:
+        """File-order indices of the evaluation examples whose class was chosen."""
+        return np.flatnonzero(np.isin(eval_labels, self.classes)).astype(np.int64)
+
+
+def chosen_classes(num_classes: int, classes: int | None) -> np.ndarray:
+    """All classes in label order, or the first `classes` of the fixed seeded order of them."""
+    if classes is None:
+        return np.arange(num_classes, dtype=np.int64)
+    if not 1 <= classes <= num_classes:
+        raise ConfigError(f"data.classes={classes} but the dataset has {num_classes} classes; choose 1..{num_classes} or None")
+    return np.random.default_rng(_CLASS_ORDER_SEED).permutation(num_classes)[:classes].astype(np.int64)
+
+
+def select(
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    classes: int | None = None,
+    minival_per_class: int = 0,
+    train_examples: int | None = None,
+    examples_per_class: int | None = None,
+    seed: int = 0,
+) -> Selection:
+    """The run's classes, minival and nested training order (seeded by `seed`) from the training split's labels."""
+    labels = np.asarray(labels)
+    chosen = chosen_classes(num_classes, classes)
+    rng = np.random.default_rng(_MINIVAL_SEED)
+    minival_parts, pool_parts = [], []
+    for label in chosen:
+        members = rng.permutation(np.flatnonzero(labels == label))
+        if minival_per_class and len(members) <= minival_per_class:
+            raise ConfigError(
+                f"data.minival_per_class={minival_per_class} but class {label} has only {len(members)} training "
+                f"examples; choose fewer than {len(members)}"
+            )
+        minival_parts.append(members[:minival_per_class])
+        pool_parts.append(members[minival_per_class:])
+    pool = np.sort(np.concatenate(pool_parts)) if pool_parts else np.empty(0, np.int64)
+    train_order = pool[class_balanced_order(labels[pool], seed)]
+    size = _subset_size(len(train_order), len(chosen), train_examples, examples_per_class)
+    return Selection(chosen, train_order.astype(np.int64), np.concatenate(minival_parts).astype(np.int64), size)
+
+
+def _subset_size(available: int, num_classes: int, train_examples: int | None, per_class: int | None) -> int:
+    if train_examples is not None and per_class is not None:
+        raise ConfigError("set data.train_examples or data.examples_per_class, not both (the other None)")
+    size = per_class * num_classes if per_class is not None else train_examples
+    field = "data.examples_per_class" if per_class is not None else "data.train_examples"
+    if size is None:
+        return available
+    if not 1 <= size <= available:
+        raise ConfigError(
+            f"{field} asks for {size} training examples but {available} are available (after the class subset "
+            f"and minival); choose at most {available if per_class is None else available // num_classes}"
+            + (" per class" if per_class is not None else "") + ", or None for all"
+        )
+    return size

@@ -1,0 +1,208 @@
+"""The ImageNet data layer on data the tests build: tfds' mock imagenet2012, and real JPEG files.
+
+Covers class subsets, minival, nested subsets, the uint8 cache (also built by two processes at
+once), the streaming path, per-process shards, and the errors for a missing ImageNet.
+"""
+
+import json
+import multiprocessing
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import splits as splits_lib
+
+from tiny_jpegs import NUM_CLASSES, SPLITS, build
+from scaling.cli import main
+from scaling.config import load_config
+from scaling.data import open_builder
+from scaling.data.cache import cache_directory, cached_images
+from scaling.data.pipeline import open_run_data
+from scaling.data.selection import select
+from scaling.errors import ConfigError, DataError
+from scaling.plan import plan_run
+from scaling.train import train_and_evaluate
+
+
+@pytest.fixture(scope="module")
+def jpeg_data_dir(tmp_path_factory) -> str:
+    return build(tmp_path_factory.mktemp("jpegs"))
+
+
+def jpeg_config(data_dir: str, *overrides: str):
+    base = [f"data.name=tiny_jpegs", f"data.data_dir={data_dir}", "data.resolution=16", "train.epochs=None",
+            "train.steps=2", "train.batch_size=16", "train.eval_batch_size=16", "wandb.mode=disabled"]
+    return load_config("configs/resnet.py:width=4,depth=10", [*base, *overrides])
+
+
+def run_data(config, process_index: int = 0, process_count: int = 1):
+    plan = plan_run(config)
+    builder = open_builder(config.data.name, config.data.data_dir)
+    return open_run_data(config, builder, plan.facts, plan.selection, process_index, process_count)
+
+
+# ------------------------------------------------------------------ selection
+
+
+def test_subsets_are_nested_and_class_balanced():
+    labels = np.repeat(np.arange(10), 30)
+    small = select(labels, 10, train_examples=40, seed=3)
+    large = select(labels, 10, train_examples=80, seed=3)
+    np.testing.assert_array_equal(large.train_order[:80][:40], small.train_order[:40])
+    assert np.bincount(labels[small.train_order[:40]], minlength=10).tolist() == [4] * 10
+    per_class = select(labels, 10, examples_per_class=5, seed=3)
+    assert per_class.train_examples == 50
+    assert np.bincount(labels[per_class.train_order[:50]], minlength=10).tolist() == [5] * 10
+
+
+def test_class_subset_is_a_fixed_prefix_and_minival_is_disjoint():
+    labels = np.repeat(np.arange(20), 12)
+    five = select(labels, 20, classes=5, minival_per_class=2, seed=0)
+    ten = select(labels, 20, classes=10, minival_per_class=2, seed=7)
+    np.testing.assert_array_equal(ten.classes[:5], five.classes)  # first K of one fixed order, for every seed
+    assert set(labels[five.train_order]) == set(five.classes)
+    assert not set(five.minival) & set(five.train_order)
+    assert np.bincount(labels[five.minival], minlength=20)[five.classes].tolist() == [2] * 5
+    assert len(five.train_order) == 5 * 10
+    np.testing.assert_array_equal(five.relabel(five.classes), np.arange(5))
+    eval_labels = np.arange(20)
+    assert sorted(five.relabel(eval_labels[five.eval_indices(eval_labels)])) == list(range(5))
+
+
+def test_bad_selections_name_the_field():
+    labels = np.repeat(np.arange(4), 5)
+    with pytest.raises(ConfigError, match="data.minival_per_class"):
+        select(labels, 4, minival_per_class=5)
+    with pytest.raises(ConfigError, match="data.examples_per_class"):
+        select(labels, 4, examples_per_class=6)
+    with pytest.raises(ConfigError, match="data.train_examples"):
+        select(labels, 4, classes=2, train_examples=11)
+    with pytest.raises(ConfigError, match="not both"):
+        select(labels, 4, train_examples=4, examples_per_class=1)
+
+
+# ------------------------------------------------------------------ mock imagenet2012
+
+
+@contextmanager
+def mock_imagenet(num_examples: int):
+    """tfds' mock imagenet2012 with split sizes injected (its metadata is not shipped with tfds)."""
+    splits = splits_lib.SplitDict([
+        splits_lib.SplitInfo(name=name, shard_lengths=[num_examples], num_bytes=0, filename_template=None)
+        for name in ("train", "validation")
+    ])
+    with tfds.testing.mock_data(num_examples=num_examples, policy=tfds.testing.MockPolicy.USE_CODE), \
+            mock.patch.object(tfds.core.DatasetInfo, "splits", new_callable=mock.PropertyMock, return_value=splits), \
+            mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
+        yield
+
+
+def test_mock_imagenet2012_through_the_real_loader(tmp_path):
+    config = load_config("configs/resnet.py:width=4,depth=10", [
+        "data.name=imagenet2012", f"data.data_dir={tmp_path}", f"data.cache_dir={tmp_path / 'cache'}",
+        "data.resolution=16", "data.classes=400", "train.epochs=None", "train.steps=2", "train.batch_size=8",
+    ])
+    with mock_imagenet(96):
+        plan = plan_run(config)
+        data = run_data(config)
+    assert plan.facts.num_classes == 400 and plan.facts.image_shape == (16, 16, 3)
+    assert config.data.eval_split is None  # imagenet2012 is evaluated on its validation split
+    images, labels = data.train.local_batch(0)
+    assert images.shape == (8, 16, 16, 3) and images.dtype == np.uint8
+    assert labels.min() >= 0 and labels.max() < 400
+    assert data.eval_sets["eval"].images.shape[1:] == (16, 16, 3)
+    assert plan.train_examples == len(plan.selection.train_order) < 96  # only the 400 chosen classes
+
+
+def test_missing_imagenet_says_what_to_download_and_which_command(tmp_path, capsys):
+    with pytest.raises(DataError) as info:
+        open_builder("imagenet2012", str(tmp_path))
+    message = str(info.value)
+    for fact in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", f"{tmp_path}/downloads/manual",
+                 f"scaling data prepare imagenet2012 --data-dir {tmp_path}", "image-net.org"):
+        assert fact in message
+    assert main(["data", "prepare", "imagenet2012", "--data-dir", str(tmp_path)]) == 2
+    assert "missing ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ real JPEGs: cache and streaming
+
+
+def test_cache_and_stream_give_the_same_batches_without_augmentation(jpeg_data_dir):
+    cached = run_data(jpeg_config(jpeg_data_dir, "data.train_examples=60"))
+    streamed = run_data(jpeg_config(jpeg_data_dir, "data.train_examples=60", "data.pipeline=stream"))
+    for step in (0, 3):
+        (cache_images, cache_labels), (stream_images, stream_labels) = cached.train.local_batch(step), streamed.train.local_batch(step)
+        np.testing.assert_array_equal(cache_labels, stream_labels)
+        np.testing.assert_array_equal(cache_images, stream_images)
+    assert cache_images.shape == (16, 16, 16, 3) and cache_images.std() > 10  # real, varied pixels
+
+
+def test_two_processes_read_disjoint_shards_covering_the_batch(jpeg_data_dir):
+    for pipeline in ("cache", "stream"):
+        config = jpeg_config(jpeg_data_dir, f"data.pipeline={pipeline}", "data.augment.inception_crop=True")
+        whole_images, whole_labels = run_data(config).train.local_batch(5)
+        shards = [run_data(config, index, 2).train.local_batch(5) for index in range(2)]
+        assert [len(labels) for _, labels in shards] == [8, 8]
+        np.testing.assert_array_equal(np.concatenate([images for images, _ in shards]), whole_images)
+        np.testing.assert_array_equal(np.concatenate([labels for _, labels in shards]), whole_labels)
+
+
+def test_streaming_inception_crops_are_a_function_of_seed_and_step(jpeg_data_dir):
+    config = jpeg_config(jpeg_data_dir, "data.pipeline=stream", "data.augment.inception_crop=True")
+    train = run_data(config).train
+    first, again = train.local_batch(2), next(iter(train.iterate(2)))
+    np.testing.assert_array_equal(first[0], again[0])
+    plain = run_data(jpeg_config(jpeg_data_dir, "data.pipeline=stream")).train.local_batch(2)
+    np.testing.assert_array_equal(first[1], plain[1])
+    assert not np.array_equal(first[0], plain[0])  # cropped differently from the central crop
+
+
+def test_subset_grows_the_shared_cache_instead_of_rebuilding_it(jpeg_data_dir, tmp_path):
+    cache = f"data.cache_dir={tmp_path}"
+    run_data(jpeg_config(jpeg_data_dir, cache, "data.train_examples=30"))
+    data = run_data(jpeg_config(jpeg_data_dir, cache, "data.train_examples=90"))
+    train_dirs = [path for path in tmp_path.rglob("train-16px-crop1-*")]
+    assert len(train_dirs) == 1
+    assert json.loads((train_dirs[0] / "meta.json").read_text())["builds"] == [[0, 30], [30, 90]]
+    assert data.train.images.shape[0] == 90
+
+
+def _build_cache(data_dir: str, root: str, order: list[int]) -> None:
+    builder = open_builder("tiny_jpegs", data_dir)
+    cached_images(builder, "train", np.array(order), len(order), (16, 16, 3), 16, 1.0, Path(root), quiet=True)
+
+
+def test_two_processes_building_one_cache_build_it_once(jpeg_data_dir, tmp_path):
+    order = list(range(SPLITS["train"] * NUM_CLASSES))[::-1]
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_build_cache, args=(jpeg_data_dir, str(tmp_path), order)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    builder = open_builder("tiny_jpegs", jpeg_data_dir)
+    directory = cache_directory(builder, "train", np.array(order), 16, 1.0, tmp_path)
+    assert json.loads((directory / "meta.json").read_text())["builds"] == [[0, len(order)]]
+
+
+def test_class_subset_minival_and_evaluation_on_real_jpegs(jpeg_data_dir):
+    config = jpeg_config(jpeg_data_dir, "data.classes=4", "data.minival_per_class=3", "data.examples_per_class=10")
+    data = run_data(config)
+    assert data.eval_sets["minival"].labels.tolist() == sorted(data.eval_sets["minival"].labels.tolist())
+    assert len(data.eval_sets["minival"].labels) == 12 and len(data.eval_sets["eval"].labels) == 4 * SPLITS["validation"]
+    assert set(data.eval_sets["eval"].labels) == set(range(4))
+    assert not set(data.selection.minival) & set(data.selection.train_order)
+
+
+def test_a_stream_run_with_augmentation_trains_and_records_minival(jpeg_data_dir, tmp_path):
+    config = jpeg_config(jpeg_data_dir, "data.pipeline=stream", "data.augment.inception_crop=True",
+                         "data.augment.flip=True", "data.augment.mixup_alpha=0.2", "data.minival_per_class=2",
+                         "data.augment.randaugment_ops=1")
+    result = train_and_evaluate(config, tmp_path / "run")
+    assert result.status == "completed" and result.step == 2
+    assert 0.0 <= result.final_eval["minival_error"] <= 1.0
