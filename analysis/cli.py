@@ -1,6 +1,6 @@
-"""The analysis commands `fit`, `plot` and `report`, registered on the `scaling` command line by
-`add_commands` (and the fit benchmark by `add_bench_fit`); `python -m analysis.cli COMMAND ...` runs them on their own. The handlers are in
-analysis.commands."""
+"""The analysis commands `fit`, `plot`, `report` and the `history` group, registered on the `scaling` command
+line by `add_commands` (and the fit benchmark by `add_bench_fit`); `python -m analysis.cli COMMAND ...` runs them on their own. The handlers are in
+analysis.commands (and analysis.history_commands)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analysis.commands import run_bench, run_fit, run_plot, run_report
+from analysis.history_cli import add_history_command
 
 LAW_NAMES = ("power", "saturating", "chinchilla", "rosenfeld", "broken", "m4")  # analysis.laws.LAWS, without jax
 TABLE_HELP = "results table (.csv or .parquet), or a folder of run workdirs (each with result.json, metrics.jsonl)"
@@ -26,7 +27,7 @@ are dropped. Exit status: 0 done (warnings are printed), 2 bad input.
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register `fit`, `plot` and `report` on an argparse subparsers object."""
+    """Register `fit`, `plot`, `report` and `history` on an argparse subparsers object."""
     fit = subparsers.add_parser(
         "fit", help="fit scaling laws to a results table; print parameters, intervals and a backtest",
         description="Fit scaling laws (Huber loss on log residuals, L-BFGS from a grid of starts), with "
@@ -54,7 +55,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _figure_options(report)
     _cutoff_option(report)
     report.set_defaults(handler=run_report)
-
+    add_history_command(subparsers)
 
 
 def add_bench_fit(subparsers: argparse._SubParsersAction, name: str) -> None:

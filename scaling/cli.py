@@ -11,6 +11,7 @@ from analysis.cli import add_commands as add_analysis_commands
 from scaling.bench import add_commands as add_bench_commands
 from scaling.data.commands import add_commands as add_data_commands
 from scaling.sweep.commands import add_commands as add_sweep_commands
+from scaling.models.commands import add_commands as add_model_commands
 
 TRAIN_EPILOG = """\
 config overrides:
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="wandb mode (default: the config's wandb.mode, offline)")
     train.set_defaults(handler=_train)
     add_sweep_commands(commands)
+    add_model_commands(commands)
     add_data_commands(commands)
     add_analysis_commands(commands)
     add_bench_commands(commands)

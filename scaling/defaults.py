@@ -8,7 +8,7 @@ from ml_collections.config_dict import placeholder
 from scaling.models import default_model_config
 
 OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("cosine", "linear", "constant", "wsd")
+SCHEDULES = ("cosine", "linear", "constant", "wsd", "step")
 WANDB_MODES = ("offline", "online", "disabled")
 DURATIONS = ("steps", "examples", "epochs", "flops")
 
@@ -29,6 +29,7 @@ def base_config(model_name: str) -> ml_collections.ConfigDict:
     config.data.examples_per_class = placeholder(int)  # or the subset's size per class
     config.data.minival_per_class = 0  # held out of train_split for model selection, per class
     config.data.resolution = placeholder(int)  # None: the stored image size
+    config.data.extra_eval = ()  # more evaluation sets in the same label space, e.g. ("imagenet_v2", "imagenet2012_real")
     config.data.eval_crop_fraction = 1.0  # evaluation: central square of this fraction of the short side
     config.data.pipeline = "cache"  # one of PIPELINES: uint8 cache + device augmentation, or host streaming
     config.data.cache_dir = placeholder(str)  # None: scaling_cache/ in the tfds data_dir
@@ -70,6 +71,8 @@ def base_config(model_name: str) -> ml_collections.ConfigDict:
     config.optim.schedule = "cosine"  # one of SCHEDULES; wsd = warmup, constant, cooldown
     config.optim.warmup_fraction = 0.05
     config.optim.cooldown_fraction = 0.2  # wsd only: final fraction of steps decaying to zero
+    config.optim.step_boundaries = (1 / 3, 2 / 3, 8 / 9)  # step only: fractions of the run (ResNet: epochs 30, 60, 80 of 90)
+    config.optim.step_factor = 0.1  # step only: LR multiplier at each boundary
     config.optim.grad_clip_norm = placeholder(float)
 
     config.mesh = ml_collections.ConfigDict()

@@ -14,7 +14,8 @@ import optax
 
 
 def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
-    """Linear warmup to `optim.lr`, then cosine or linear decay to 0, constant, or wsd (constant then linear cooldown)."""
+    """Linear warmup to `optim.lr`, then cosine or linear decay to 0, constant, wsd (constant then linear
+    cooldown), or step (times `optim.step_factor` at each of `optim.step_boundaries`, fractions of the run)."""
     peak = optim.lr
     warmup = min(round(optim.warmup_fraction * num_steps), num_steps - 1)
     rest = num_steps - warmup
@@ -25,6 +26,9 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> 
         after = optax.linear_schedule(peak, 0.0, rest)
     elif optim.schedule == "constant":
         after = optax.constant_schedule(peak)
+    elif optim.schedule == "step":
+        boundaries = {max(1, round(fraction * num_steps) - warmup): optim.step_factor for fraction in optim.step_boundaries}
+        after = optax.piecewise_constant_schedule(peak, boundaries)
     else:  # wsd
         cooldown = max(1, min(round(optim.cooldown_fraction * num_steps), rest))
         after = optax.join_schedules(

@@ -48,6 +48,7 @@ def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
             f"data.pipeline='stream' reads records by index, but {config.data.name} is stored as tfrecord; rebuild "
             "it with `tfds build ... --file_format array_record` or use data.pipeline='cache'"
         )
+    _check_extra_eval(config, facts)
     selection = plan_selection(config.data, builder, facts.num_classes)
     facts = dataclasses.replace(facts, num_classes=selection.num_classes)
     abstract_model = nnx.eval_shape(
@@ -65,6 +66,17 @@ def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
         num_steps=num_steps or trunk_steps, batch_size=config.train.batch_size, trunk_steps=trunk_steps,
         branch_step=branch_step,
     )
+
+
+def _check_extra_eval(config: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
+    """Every data.extra_eval set is prepared and labels the same classes as the training dataset."""
+    for name in config.data.extra_eval:
+        extra = dataset_facts(name, config.data.data_dir, config.data.resolution)
+        if extra.num_classes != facts.num_classes:
+            raise ConfigError(
+                f"data.extra_eval entry {name!r} has {extra.num_classes} classes but {facts.name} has "
+                f"{facts.num_classes}; extra evaluation sets must share the training label space"
+            )
 
 
 def kept_steps(config: ml_collections.ConfigDict, trunk_steps: int) -> set[int]:

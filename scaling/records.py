@@ -40,6 +40,8 @@ class RunResult:
     device_kind: str | None = None
     num_devices: int | None = None
     pack_size: int = 1  # models trained together in one vmapped program (wall time is shared)
+    examples_per_second: float | None = None  # median over logging windows after the first (compile, warm-up)
+    mfu: float | None = None  # model FLOPs utilization at that speed (scaling.devices); None: unknown peak
 
 
 def write_config(workdir: Path, config: dict[str, Any]) -> None:

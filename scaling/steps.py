@@ -89,21 +89,25 @@ def make_train_step(
 
 
 def make_eval_step(eval_graph: nnx.GraphDef, num_classes: int) -> Callable[..., dict[str, jax.Array]]:
-    """A pure step returning sums over the real (mask=1) examples: loss, top-1 and top-5 mistakes, count."""
+    """A pure step returning sums over the counted examples (mask=1, at least one target): loss, top-1 and
+    top-5 mistakes, count. Targets are multi-hot [B, K]: a prediction is right if it hits any of them (one
+    for ImageNet, several for ReaL), and the loss is the cross-entropy against their uniform mixture."""
     k = min(5, num_classes)
 
-    def eval_step(params, rest, images, labels, mask, norm):
+    def eval_step(params, rest, images, targets, mask, norm):
         model = nnx.merge(eval_graph, params, rest, copy=True)
         logits = model(preprocess(images, norm))
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        valid = targets > 0
+        hits = valid.sum(-1)
+        counted = mask * (hits > 0)
+        loss = optax.softmax_cross_entropy(logits, valid / jnp.maximum(hits, 1)[:, None])
         top_k = jax.lax.top_k(logits, k)[1]
-        top1_wrong = top_k[:, 0] != labels
-        topk_wrong = ~jnp.any(top_k == labels[:, None], axis=-1)
+        right = jnp.take_along_axis(valid, top_k, axis=-1)
         return {
-            "loss": jnp.sum(loss * mask),
-            "top1_wrong": jnp.sum(top1_wrong * mask),
-            "top5_wrong": jnp.sum(topk_wrong * mask),
-            "count": jnp.sum(mask),
+            "loss": jnp.sum(loss * counted),
+            "top1_wrong": jnp.sum(~right[:, 0] * counted),
+            "top5_wrong": jnp.sum(~jnp.any(right, axis=-1) * counted),
+            "count": jnp.sum(counted),
         }
 
     return eval_step

@@ -25,8 +25,9 @@ from flax import nnx
 
 from scaling import checkpoint, sharding
 from scaling.config import to_json_dict
-from scaling.data import DatasetFacts, Examples, open_builder
-from scaling.data.pipeline import RunData, device_augment, open_run_data
+from scaling.data import DatasetFacts, open_builder
+from scaling.devices import model_flops_utilization, peak_flops_per_second
+from scaling.data.pipeline import EvalSet, RunData, device_augment, open_run_data
 from scaling.errors import CheckpointError, ConfigError, DataError
 from scaling.models import build_model, describe_model
 from scaling.optim import cooldown_branch, learning_rates, make_optimizer
@@ -166,6 +167,7 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
             trackers.append(WandbTracker(member.workdir, wandb.mode, wandb.project, wandb.group,
                                          member.workdir.name, to_json_dict(member.config)))
         member.trackers = Trackers(trackers)
+    peak = _peak_flops(mesh)
     progress = ProgressLine(num_steps, start_step)
     progress.message(
         f"{lead.result.model}: {plan.params:,} params, {plan.flops_per_example:.3g} train FLOPs/example, "
@@ -178,11 +180,11 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
         return [i for i, member in enumerate(members) if member.result.status == "running"]
 
     def evaluate(step: int) -> list[dict[str, float]]:
-        metrics = _evaluate(eval_step, state, eval_sets["eval"], config.train.eval_batch_size, mesh, norms)
-        if "minival" in eval_sets:
-            minival = _evaluate(eval_step, state, eval_sets["minival"], config.train.eval_batch_size, mesh, norms)
-            for member_metrics, held_out in zip(metrics, minival):
-                member_metrics.update(minival_loss=held_out["eval_loss"], minival_error=held_out["top1_error"])
+        metrics = [{} for _ in members]
+        for name, eval_set in eval_sets.items():
+            results = _evaluate(eval_step, state, eval_set, config.train.eval_batch_size, mesh, norms)
+            for member_metrics, result in zip(metrics, results):
+                member_metrics.update(_metric_names(name, result))
         for i in running():
             members[i].trackers.log(step, {"kind": "eval", "examples_seen": step * batch_size, **metrics[i]})
         return metrics
@@ -202,9 +204,12 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
             speed = (step - window_step) * batch_size / (now - window_start)
             pending, window_start, window_step = [], now, step
             for i in running():
-                _log_train(members[i], step, {key: float(value[i]) for key, value in logged.items()}, speed)
+                _log_train(members[i], step, {key: float(value[i]) for key, value in logged.items()}, speed, peak)
             if running():
-                progress.update(step, float(np.mean(logged["loss"][running()])), speed * len(members))
+                mfu = sum(model_flops_utilization(members[i].plan.flops_per_example, speed, mesh.devices.size, peak)
+                          for i in running()) if peak else None
+                progress.update(step, float(np.mean(logged["loss"][running()])), speed * len(members),
+                                f"MFU {mfu:.1%}" if mfu is not None else "")
         if config.train.eval_every_steps and step % config.train.eval_every_steps == 0 and step < num_steps and running():
             top1 = [evaluate(step)[i]["top1_error"] for i in running()]
             progress.message(f"eval at step {step}: top-1 error {', '.join(f'{e:.4f}' for e in top1)}")
@@ -226,12 +231,22 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
     return [member.result for member in members]
 
 
-def _log_train(member: Member, step: int, metrics: dict[str, float], speed: float) -> None:
-    """Log one member's training metrics; a non-finite value marks it diverged."""
+def _peak_flops(mesh: jax.sharding.Mesh) -> float | None:
+    """One device's float32 peak FLOP/s (a CPU's is measured once and cached), None if unknown."""
+    try:
+        return peak_flops_per_second(mesh.devices.flat[0], "float32")
+    except ValueError:
+        return None
+
+
+def _log_train(member: Member, step: int, metrics: dict[str, float], speed: float, peak: float | None) -> None:
+    """Log one member's training metrics and throughput; a non-finite value marks it diverged."""
+    devices = member.result.num_devices
+    mfu = model_flops_utilization(member.plan.flops_per_example, speed, devices, peak) if peak else None
     member.trackers.log(step, {
         "kind": "train", "examples_seen": step * member.plan.batch_size, "train_loss": metrics["loss"],
         "train_top1_error": metrics["top1_error"], "grad_norm": metrics["grad_norm"],
-        "lr": float(member.rates[step - 1]), "examples_per_second": speed,
+        "lr": float(member.rates[step - 1]), "examples_per_second": speed, "mfu": mfu,
     })
     if not all(math.isfinite(value) for value in metrics.values()):
         member.result.status, member.result.step = "diverged", step
@@ -245,8 +260,15 @@ def _finish(member: Member, batch_size: int, started: float) -> None:
     member.manager.wait_until_finished()
     member.manager.close()
     member.trackers.close()
-    evals = [line for line in read_metrics(member.workdir) if line["kind"] == "eval"]
+    lines = read_metrics(member.workdir)
+    evals = [line for line in lines if line["kind"] == "eval"]
+    windows = [line for line in lines if line["kind"] == "train"]
     result = member.result
+    if windows:
+        steady = windows[1:] or windows
+        result.examples_per_second = float(np.median([line["examples_per_second"] for line in steady]))
+        mfus = [line["mfu"] for line in steady if line.get("mfu") is not None]
+        result.mfu = float(np.median(mfus)) if mfus else None
     result.best_eval = min(evals, key=lambda line: line["top1_error"], default=None)
     result.examples_seen = result.step * batch_size
     result.compute = result.flops_per_example * result.examples_seen
@@ -311,17 +333,28 @@ def initializer(
     return train_graph, eval_graph, jax.jit(initial_state)
 
 
-def _evaluate(eval_step, state, examples: Examples, batch_size: int, mesh, norms: Norm) -> list[dict[str, float]]:
+def _metric_names(eval_set: str, metrics: dict[str, float]) -> dict[str, float]:
+    """Metric names in records: eval_loss, top1_error, top5_error for the evaluation split; minival_loss and
+    minival_error for the minival; NAME_loss, NAME_top1_error, NAME_top5_error for an extra evaluation set."""
+    if eval_set == "eval":
+        return metrics
+    if eval_set == "minival":
+        return {"minival_loss": metrics["eval_loss"], "minival_error": metrics["top1_error"]}
+    prefix = eval_set.replace("/", "_").replace(":", "_")
+    return {f"{prefix}_{key.removeprefix('eval_')}": value for key, value in metrics.items()}
+
+
+def _evaluate(eval_step, state, examples: EvalSet, batch_size: int, mesh, norms: Norm) -> list[dict[str, float]]:
     """Each member's loss, top-1 and top-5 error over all of `examples`; the last batch is padded and masked."""
     totals = None
-    for start in range(0, len(examples.labels), batch_size):
+    for start in range(0, len(examples.targets), batch_size):
         images = examples.images[start:start + batch_size]
-        labels = examples.labels[start:start + batch_size]
+        labels = examples.targets[start:start + batch_size]
         mask = np.ones(len(labels), np.float32)
         pad = batch_size - len(labels)
         if pad:
             images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
-            labels, mask = np.pad(labels, (0, pad)), np.pad(mask, (0, pad))
+            labels, mask = np.pad(labels, ((0, pad), (0, 0))), np.pad(mask, (0, pad))
         local = [np.array_split(a, jax.process_count())[jax.process_index()] for a in (images, labels, mask)]
         sums = eval_step(state["params"], state["rest"], *sharding.global_batch(mesh, *local), norms)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)

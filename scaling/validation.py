@@ -122,6 +122,11 @@ def _validate_optim(optim: ml_collections.ConfigDict) -> None:
     for key in ("warmup_fraction", "cooldown_fraction"):
         if not 0.0 <= optim[key] < 1.0:
             raise ConfigError(f"optim.{key} must be in [0, 1), got {optim[key]}")
+    if not all(0.0 < fraction < 1.0 for fraction in optim.step_boundaries) or not 0.0 < optim.step_factor <= 1.0:
+        raise ConfigError(
+            f"optim.step_boundaries must lie in (0, 1) and optim.step_factor in (0, 1], got "
+            f"{tuple(optim.step_boundaries)} and {optim.step_factor}"
+        )
     if optim.grad_clip_norm is not None and optim.grad_clip_norm <= 0:
         raise ConfigError(f"optim.grad_clip_norm must be positive or None, got {optim.grad_clip_norm}")
 

@@ -12,6 +12,8 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # Tests compile the same tiny programs many times (also in subprocesses): share one persistent cache.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="scaling-tests-jax-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# The CPU's peak FLOP/s (for MFU) is measured once and cached: keep that cache out of the home directory.
+os.environ.setdefault("SCALING_CACHE_DIR", tempfile.mkdtemp(prefix="scaling-tests-cache-"))
 
 import pytest
 

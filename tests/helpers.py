@@ -1,11 +1,16 @@
 """Shared helpers for the training tests: tiny configs on the digits built by the fixture."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import splits as splits_lib
 
 from scaling.config import load_config
 
@@ -43,3 +48,17 @@ def assert_same_checkpoints(actual: Path, expected: Path, **tolerance: float) ->
             np.testing.assert_allclose(actual_leaves[key], value, err_msg=key, **tolerance)
         else:
             np.testing.assert_array_equal(actual_leaves[key], value, err_msg=key)
+
+
+@contextmanager
+def mock_imagenet(num_examples: int) -> Iterator[None]:
+    """tfds' mock imagenet2012 (random images, 1,000 classes) with split sizes injected: its metadata is not
+    shipped with tfds. Both splits have `num_examples` examples."""
+    splits = splits_lib.SplitDict([
+        splits_lib.SplitInfo(name=name, shard_lengths=[num_examples], num_bytes=0, filename_template=None)
+        for name in ("train", "validation")
+    ])
+    with tfds.testing.mock_data(num_examples=num_examples, policy=tfds.testing.MockPolicy.USE_CODE), \
+            mock.patch.object(tfds.core.DatasetInfo, "splits", new_callable=mock.PropertyMock, return_value=splits), \
+            mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
+        yield

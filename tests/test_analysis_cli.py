@@ -39,7 +39,7 @@ def test_the_command_line_knows_every_law():
 
 def test_commands_are_registered_with_handlers_and_every_option_explained():
     parsers = subcommands()
-    assert set(parsers) == {"fit", "plot", "report", "bench-fit"}
+    assert set(parsers) == {"fit", "plot", "report", "bench-fit", "history"}
     for name, parser in parsers.items():
         assert callable(parser.get_default("handler")), name
         for action in parser._actions:

@@ -65,7 +65,7 @@ def test_default_configs_are_valid():
         (["train.steps=10"], "exactly one of train.steps"),
         (["train.epochs=None"], "exactly one of train.steps"),
         (["optim.name=adam"], "optim.name"),
-        (["optim.schedule=step"], "optim.schedule"),
+        (["optim.schedule=exponential"], "optim.schedule"),
         (["optim.lr=0"], "optim.lr"),
         (["data.eval_split=validation"], "data.eval_split"),
         (["mesh.data=16"], "mesh.data"),

@@ -6,15 +6,12 @@ once), the streaming path, per-process shards, and the errors for a missing Imag
 
 import json
 import multiprocessing
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core import splits as splits_lib
 
+from helpers import mock_imagenet
 from tiny_jpegs import NUM_CLASSES, SPLITS, build
 from scaling.cli import main
 from scaling.config import load_config
@@ -85,19 +82,6 @@ def test_bad_selections_name_the_field():
 
 
 # ------------------------------------------------------------------ mock imagenet2012
-
-
-@contextmanager
-def mock_imagenet(num_examples: int):
-    """tfds' mock imagenet2012 with split sizes injected (its metadata is not shipped with tfds)."""
-    splits = splits_lib.SplitDict([
-        splits_lib.SplitInfo(name=name, shard_lengths=[num_examples], num_bytes=0, filename_template=None)
-        for name in ("train", "validation")
-    ])
-    with tfds.testing.mock_data(num_examples=num_examples, policy=tfds.testing.MockPolicy.USE_CODE), \
-            mock.patch.object(tfds.core.DatasetInfo, "splits", new_callable=mock.PropertyMock, return_value=splits), \
-            mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
-        yield
 
 
 def test_mock_imagenet2012_through_the_real_loader(tmp_path):
@@ -193,16 +177,45 @@ def test_two_processes_building_one_cache_build_it_once(jpeg_data_dir, tmp_path)
 def test_class_subset_minival_and_evaluation_on_real_jpegs(jpeg_data_dir):
     config = jpeg_config(jpeg_data_dir, "data.classes=4", "data.minival_per_class=3", "data.examples_per_class=10")
     data = run_data(config)
-    assert data.eval_sets["minival"].labels.tolist() == sorted(data.eval_sets["minival"].labels.tolist())
-    assert len(data.eval_sets["minival"].labels) == 12 and len(data.eval_sets["eval"].labels) == 4 * SPLITS["validation"]
-    assert set(data.eval_sets["eval"].labels) == set(range(4))
+    minival, evaluation = data.eval_sets["minival"], data.eval_sets["eval"]
+    assert minival.targets.sum(0).tolist() == [3] * 4 and minival.targets.sum(1).tolist() == [1] * 12
+    assert evaluation.targets.sum(0).tolist() == [SPLITS["validation"]] * 4  # validation, chosen classes only
+    assert minival.images.shape == (12, 16, 16, 3)
     assert not set(data.selection.minival) & set(data.selection.train_order)
 
 
-def test_a_stream_run_with_augmentation_trains_and_records_minival(jpeg_data_dir, tmp_path):
+def test_a_stream_run_with_augmentation_trains_and_records_minival_and_extra_eval(jpeg_data_dir, tmp_path):
     config = jpeg_config(jpeg_data_dir, "data.pipeline=stream", "data.augment.inception_crop=True",
                          "data.augment.flip=True", "data.augment.mixup_alpha=0.2", "data.minival_per_class=2",
-                         "data.augment.randaugment_ops=1")
+                         "data.augment.randaugment_ops=1", "data.extra_eval=('tiny_jpegs',)")
     result = train_and_evaluate(config, tmp_path / "run")
     assert result.status == "completed" and result.step == 2
+    assert 0.0 < result.mfu < 1.0 and result.examples_per_second > 0  # against the CPU's measured peak
     assert 0.0 <= result.final_eval["minival_error"] <= 1.0
+    assert result.final_eval["tiny_jpegs_top1_error"] == result.final_eval["top1_error"]  # the same split again
+
+
+def test_label_sets_become_multi_hot_targets_and_score_any_hit():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from scaling.steps import make_eval_step
+
+    selection = select(np.repeat(np.arange(4), 3), 4, classes=2)
+    first, second = selection.classes
+    other = next(c for c in range(4) if c not in selection.classes)
+    label_sets = np.empty(3, object)
+    label_sets[:] = [np.array([first]), np.array([first, second]), np.array([other])]
+    assert selection.eval_indices(label_sets).tolist() == [0, 1]
+    targets = selection.targets(label_sets[:2])
+    assert targets.tolist() == [[1, 0], [1, 1]]
+
+    class Fixed(nnx.Module):  # predicts class 1 for every image
+        def __call__(self, x):
+            return jnp.tile(jnp.array([0.0, 1.0]), (x.shape[0], 1))
+
+    graph, state = nnx.split(Fixed())
+    norm = {"mean": np.zeros(1, np.float32), "std": np.ones(1, np.float32)}
+    sums = make_eval_step(graph, 2)(state, nnx.State({}), np.zeros((2, 2, 2, 1), np.uint8), targets,
+                                    np.ones(2, np.float32), norm)
+    assert float(sums["top1_wrong"]) == 1.0 and float(sums["count"]) == 2.0  # right only where class 1 is a label

@@ -67,9 +67,9 @@ def split_labels(builder: tfds.core.DatasetBuilder, split: str, root: Path) -> n
             if not path.exists():
                 labels = read_labels(builder, split)
                 with open(directory / "labels.tmp", "wb") as file:
-                    np.save(file, labels)
+                    np.save(file, labels, allow_pickle=labels.dtype == object)
                 os.replace(directory / "labels.tmp", path)
-    return np.load(path)
+    return np.load(path, allow_pickle=True)  # object arrays: label sets of multi-label evaluation sets
 
 
 def cache_directory(

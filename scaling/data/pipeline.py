@@ -19,11 +19,19 @@ from scaling.data.augment import Augment
 from scaling.data.cache import cached_images, default_cache_root, split_labels
 from scaling.data.catalog import default_eval_split
 from scaling.data.selection import Selection, select
-from scaling.data.source import DatasetFacts, Examples
+from scaling.data.source import DatasetFacts, open_builder
 from scaling.data.train_batches import CachedBatches, StreamingBatches, TrainBatches
 
 PIPELINES = ("cache", "stream")
 NORM_ROWS = 10_000  # normalisation statistics come from the first rows of the training order
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+    """Evaluation images and their multi-hot targets over the run's classes (several for ImageNet ReaL)."""
+
+    images: np.ndarray  # uint8 [N, H, W, C], possibly memory-mapped
+    targets: np.ndarray  # uint8 [N, K]
 
 
 @dataclasses.dataclass
@@ -32,7 +40,7 @@ class RunData:
 
     selection: Selection
     train: TrainBatches
-    eval_sets: dict[str, Examples]  # "eval" (the evaluation split, chosen classes) and "minival" if held out
+    eval_sets: dict[str, EvalSet]  # "eval" (evaluation split, chosen classes), "minival", data.extra_eval names
     norm_sample: np.ndarray  # uint8 images the normalisation statistics are computed from
 
 
@@ -74,8 +82,12 @@ def open_run_data(
     order = selection.train_order
     labels = selection.relabel(train_labels[order[: selection.train_examples]])
 
-    def cached(split: str, indices: np.ndarray, rows: int, crop: float) -> np.ndarray:
-        return cached_images(builder, split, indices, rows, shape, data.resolution, crop, root)
+    def cached_in(source: tfds.core.DatasetBuilder):
+        def cached(split: str, indices: np.ndarray, rows: int, crop: float) -> np.ndarray:
+            return cached_images(source, split, indices, rows, shape, data.resolution, crop, root)
+        return cached
+
+    cached = cached_in(builder)
 
     norm_sample = cached(data.train_split, order, min(NORM_ROWS, selection.train_examples), 1.0)
     args = (labels, config.train.batch_size, data.seed)
@@ -89,13 +101,22 @@ def open_run_data(
         train = CachedBatches(cached(data.train_split, order, selection.train_examples, 1.0), *args,
                               process_index, process_count)
     split = eval_split(data, facts)
-    eval_labels = split_labels(builder, split, root)
-    eval_order = selection.eval_indices(eval_labels)
-    eval_sets = {"eval": Examples(cached(split, eval_order, len(eval_order), data.eval_crop_fraction),
-                                  selection.relabel(eval_labels[eval_order]))}
+    eval_sets = {"eval": _eval_set(builder, split, selection, cached, data.eval_crop_fraction, root)}
     if len(selection.minival):
-        eval_sets["minival"] = Examples(
+        eval_sets["minival"] = EvalSet(
             cached(data.train_split, selection.minival, len(selection.minival), data.eval_crop_fraction),
-            selection.relabel(train_labels[selection.minival]),
+            selection.targets(train_labels[selection.minival]),
         )
+    for name in data.extra_eval:
+        extra = open_builder(name, data.data_dir)
+        extra_split = default_eval_split(name, extra.info.splits)
+        eval_sets[name] = _eval_set(extra, extra_split, selection, cached_in(extra), data.eval_crop_fraction, root)
     return RunData(selection, train, eval_sets, norm_sample)
+
+
+def _eval_set(builder: tfds.core.DatasetBuilder, split: str, selection: Selection, cached, crop: float,
+              root: Path) -> EvalSet:
+    """The examples of `split` with a chosen class, centre-cropped, with their multi-hot targets."""
+    labels = split_labels(builder, split, root)
+    order = selection.eval_indices(labels)
+    return EvalSet(cached(split, order, len(order), crop), selection.targets(labels[order]))

@@ -45,8 +45,21 @@ class Selection:
         return lookup[labels]
 
     def eval_indices(self, eval_labels: np.ndarray) -> np.ndarray:
-        """File-order indices of the evaluation examples whose class was chosen."""
-        return np.flatnonzero(np.isin(eval_labels, self.classes)).astype(np.int64)
+        """File-order indices of the evaluation examples with a chosen class (any of a label set's)."""
+        if eval_labels.dtype != object:
+            return np.flatnonzero(np.isin(eval_labels, self.classes)).astype(np.int64)
+        return np.array([i for i, labels in enumerate(eval_labels) if np.isin(labels, self.classes).any()], np.int64)
+
+    def targets(self, labels: np.ndarray) -> np.ndarray:
+        """Multi-hot uint8 [N, K] over the chosen classes of int labels [N] or label sets (object array [N])."""
+        multi_hot = np.zeros((len(labels), self.num_classes), np.uint8)
+        if labels.dtype != object:
+            rows, new = np.arange(len(labels)), self.relabel(labels)
+        else:
+            rows = np.repeat(np.arange(len(labels)), [len(entry) for entry in labels])
+            new = self.relabel(np.concatenate([*labels, np.empty(0, np.int32)]).astype(np.int64))
+        multi_hot[rows[new >= 0], new[new >= 0]] = 1
+        return multi_hot
 
 
 def chosen_classes(num_classes: int, classes: int | None) -> np.ndarray:

@@ -167,7 +167,6 @@ def _split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
 def dataset_facts(name: str, data_dir: str | None, resolution: int | None = None) -> DatasetFacts:
     """Classes, image shape and split sizes of a prepared dataset, from metadata only."""
     builder = open_builder(name, data_dir)
-    image_key, label_key = feature_keys(builder)
     height, width, channels = _stored_shape(builder)
     if channels is None:
         raise DataError(f"Dataset {name!r} does not fix its number of image channels.")
@@ -180,7 +179,7 @@ def dataset_facts(name: str, data_dir: str | None, resolution: int | None = None
             f"Dataset {name!r} has images of varying size; set data.resolution "
             "(images are centre-cropped to a square and resized to it)."
         )
-    num_classes = builder.info.features[label_key].num_classes
+    num_classes = _label_feature(builder).num_classes
     split_sizes = {s: int(info.num_examples) for s, info in builder.info.splits.items()}
     return DatasetFacts(
         name=name,
@@ -211,21 +210,38 @@ def _tf_records(builder: tfds.core.DatasetBuilder, split: str, decoders):
     )
 
 
+def _label_feature(builder: tfds.core.DatasetBuilder) -> tfds.features.ClassLabel:
+    """The ClassLabel feature (inside a Sequence for multi-label sets such as imagenet2012_real)."""
+    feature = builder.info.features[feature_keys(builder)[1]]
+    return feature.feature if isinstance(feature, tfds.features.Sequence) else feature
+
+
+def is_multi_label(builder: tfds.core.DatasetBuilder) -> bool:
+    """Whether each example has a set of labels (e.g. ImageNet ReaL) rather than one."""
+    return isinstance(builder.info.features[feature_keys(builder)[1]], tfds.features.Sequence)
+
+
 def read_labels(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
-    """All labels of `split`, int32, in file order; images are not decoded."""
+    """All labels of `split` in file order (int32; for multi-label sets an object array of int arrays);
+    images are not decoded."""
     n = _split_size(builder, split)
     _, label_key = feature_keys(builder)
+    multi = is_multi_label(builder)
     if is_random_access(builder):
         source = builder.as_data_source(split, decoders=_skip_all_but(builder, label_key))
-        labels = np.empty(len(source), np.int32)
+        labels = np.empty(len(source), object if multi else np.int32)
         for start in range(0, len(source), _CHUNK):
             records = source.__getitems__(list(range(start, min(start + _CHUNK, len(source)))))
-            labels[start : start + len(records)] = [r[label_key] for r in records]
+            labels[start : start + len(records)] = [np.asarray(r[label_key], np.int32) for r in records]
     else:
         decoders = tfds.decode.PartialDecoding({label_key: True})
-        ds = _tf_records(builder, split, decoders).map(lambda ex: ex[label_key]).batch(8192)
-        chunks = list(ds.as_numpy_iterator())
-        labels = np.concatenate(chunks).astype(np.int32) if chunks else np.empty(0, np.int32)
+        ds = _tf_records(builder, split, decoders).map(lambda ex: ex[label_key])
+        if multi:
+            labels = np.empty(n, object)
+            labels[:] = [np.asarray(value, np.int32) for value in ds.as_numpy_iterator()]
+        else:
+            chunks = list(ds.batch(8192).as_numpy_iterator())
+            labels = np.concatenate(chunks).astype(np.int32) if chunks else np.empty(0, np.int32)
     if len(labels) != n:
         raise DataError(f"Read {len(labels)} labels from {builder.name}/{split}, metadata says {n}.")
     return labels
@@ -241,7 +257,7 @@ def encoded_images(
         source = builder.as_data_source(split, decoders=decoders)
         for start in range(0, len(wanted), _CHUNK):
             records = source.__getitems__([int(i) for i in wanted[start : start + _CHUNK]])
-            yield [r[image_key] for r in records], [int(r[label_key]) for r in records]
+            yield [r[image_key] for r in records], [r[label_key] for r in records]
     else:
         import tensorflow as tf
 

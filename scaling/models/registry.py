@@ -1,9 +1,11 @@
 """Model families by name: default configs, validation, building, parameter counts and summaries.
 
-Each family module declares DEFAULTS (knob -> default), KINDS (knob -> "int", "float", "ints",
-optionally suffixed "|None", or a tuple of allowed strings) and check/build/describe functions.
+Each family module declares DEFAULTS (knob -> default), KINDS (knob -> "int", "float", "fraction",
+"bool", "ints", optionally suffixed "|None", or a tuple of allowed strings), VARIANTS (named
+architectures: variant name -> knobs) and check/build/describe/count functions.
 """
 
+import difflib
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -17,10 +19,17 @@ from flax import nnx
 from ml_collections import config_dict
 
 from scaling.errors import ConfigError
-from scaling.models import resnet, vit
+from scaling.models import alexnet, bit, convnext, resnet, vgg, vit
+from scaling.models.counting import Counts
 
-_FAMILIES: dict[str, ModuleType] = {"resnet": resnet, "vit": vit}
+_FAMILIES: dict[str, ModuleType] = {
+    "resnet": resnet, "vit": vit, "bit": bit, "alexnet": alexnet, "vgg": vgg, "convnext": convnext,
+}
 MODEL_NAMES: tuple[str, ...] = tuple(_FAMILIES)
+_VARIANTS: dict[str, dict[str, Any]] = {
+    variant: {"name": name, **knobs} for name, family in _FAMILIES.items() for variant, knobs in family.VARIANTS.items()
+}
+VARIANT_NAMES: tuple[str, ...] = tuple(_VARIANTS)
 
 
 def _positive_int(value: Any) -> bool:
@@ -35,9 +44,15 @@ def _positive_ints(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and len(value) > 0 and all(map(_positive_int, value))
 
 
+def _fraction(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
+
+
 _KIND_RULES: dict[str, tuple[Callable[[Any], bool], str, type]] = {
     "int": (_positive_int, "a positive integer", int),
     "float": (_positive_number, "a positive number", float),
+    "fraction": (_fraction, "a number in [0, 1)", float),
+    "bool": (lambda value: isinstance(value, bool), "True or False", bool),
     "ints": (_positive_ints, "a non-empty sequence of positive integers", tuple),
 }
 
@@ -87,6 +102,18 @@ def default_model_config(name: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(cfg)
 
 
+def variant_config(variant: str) -> ml_collections.ConfigDict:
+    """The full model config of a named architecture, e.g. "resnet50", "vit-b/16", "vgg16", "convnext-t"."""
+    key = variant.lower()
+    if key not in _VARIANTS:
+        close = difflib.get_close_matches(key, VARIANT_NAMES, n=5, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else f"variants: {', '.join(VARIANT_NAMES)}"
+        raise ConfigError(f"unknown model variant {variant!r}; {hint} (`scaling models list` prints them all)")
+    cfg = default_model_config(_VARIANTS[key]["name"])
+    cfg.update(_VARIANTS[key])
+    return cfg
+
+
 def validate_model_config(model: Mapping[str, Any], *, image_shape: tuple[int, int, int],
                           num_classes: int) -> None:
     """Raise ConfigError naming the field and the fix if `model` cannot be built for this data."""
@@ -115,3 +142,10 @@ def describe_model(model: Mapping[str, Any]) -> str:
     """One-line human summary of a model config, e.g. 'resnet-18 basic width 64 stages (2,2,2,2) stem imagenet'."""
     family, cfg = _resolve(model)
     return family.describe(cfg)
+
+
+def model_counts(model: Mapping[str, Any], *, image_shape: tuple[int, int, int], num_classes: int) -> Counts:
+    """Analytic parameters (all, and the head's) and forward multiply-adds per image of `model`."""
+    validate_model_config(model, image_shape=image_shape, num_classes=num_classes)
+    family, cfg = _resolve(model)
+    return family.count(cfg, tuple(image_shape), num_classes)

@@ -1,4 +1,10 @@
-"""Vision Transformer (pre-LayerNorm, learned position embeddings): config knobs and NNX module."""
+"""Vision Transformer (pre-LayerNorm, learned position embeddings): config knobs, NNX module, counts.
+
+Follows Dosovitskiy et al. 2021 ("An Image is Worth 16x16 Words"), with the Ti and S sizes of
+Touvron et al. 2021 (DeiT); variants are named like "vit-b/16" (size/patch). Departures: the head
+is one zero-initialised Linear layer (the paper pre-trains with a hidden tanh layer); `pool="gap"`
+replaces the class token by global average pooling (Zhai et al. 2022); no dropout.
+"""
 
 from collections.abc import Mapping
 from typing import Any
@@ -8,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from scaling.errors import ConfigError
+from scaling.models.counting import Counts, Tally
 
 DEFAULTS: dict[str, Any] = {
     "width": 192,
@@ -24,6 +31,15 @@ KINDS: dict[str, Any] = {
     "mlp_ratio": "float",
     "patch_size": "int",
     "pool": ("cls", "gap"),
+}
+
+_SIZES = {  # name: (width, depth, heads), MLP 4x width
+    "ti": (192, 12, 3), "s": (384, 12, 6), "b": (768, 12, 12), "l": (1024, 24, 16), "h": (1280, 32, 16),
+}
+VARIANTS: dict[str, dict[str, Any]] = {
+    f"vit-{size}/{patch}": {"width": width, "depth": depth, "num_heads": heads, "mlp_ratio": 4.0,
+                            "patch_size": patch, "pool": "cls"}
+    for size, (width, depth, heads) in _SIZES.items() for patch in (32, 16, 14, 8)
 }
 
 _DENSE_INIT = nnx.initializers.xavier_uniform()
@@ -120,3 +136,23 @@ def build(cfg: Mapping[str, Any], *, image_shape: tuple[int, int, int], num_clas
     return ViT(width=cfg["width"], depth=cfg["depth"], num_heads=cfg["num_heads"], mlp_dim=_mlp_dim(cfg),
                patch_size=cfg["patch_size"], pool=cfg["pool"], image_shape=image_shape,
                num_classes=num_classes, rngs=rngs, dtype=dtype)
+
+
+def count(cfg: Mapping[str, Any], image_shape: tuple[int, int, int], num_classes: int) -> Counts:
+    """Analytic parameters and forward multiply-adds (attention's Q K^T and A V included)."""
+    tally, width, mlp_dim = Tally(), cfg["width"], _mlp_dim(cfg)
+    patch = cfg["patch_size"]
+    size = tally.conv(image_shape[:2], image_shape[2], width, patch, patch, padding=0, bias=True)
+    tokens = size[0] * size[1] + (cfg["pool"] == "cls")
+    tally.add_params((cfg["pool"] == "cls") * width + tokens * width)
+    for _ in range(cfg["depth"]):
+        tally.norm(width)
+        for _ in range(4):  # query, key, value, output projections
+            tally.dense(width, width, tokens)
+        tally.attention(tokens, width)
+        tally.norm(width)
+        tally.dense(width, mlp_dim, tokens)
+        tally.dense(mlp_dim, width, tokens)
+    tally.norm(width)
+    tally.head(width, num_classes)
+    return tally.counts()

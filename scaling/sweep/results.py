@@ -58,7 +58,7 @@ def _run_rows(root: Path, workdir: Path) -> list[dict[str, Any]]:
         "resolution": result.get("resolution"), "batch_size": result.get("batch_size"),
         "lr": optim.get("lr"), "weight_decay": optim.get("weight_decay"), "schedule": _schedule(config),
         "seed": config.get("seed"), "status": result["status"], "wall_seconds": result.get("wall_seconds"),
-        "device_kind": result.get("device_kind"), "minival_error": math.nan,
+        "device_kind": result.get("device_kind"),
     }
     metrics = read_metrics(workdir)
     train_lines = [line for line in metrics if line["kind"] == "train"]
@@ -72,6 +72,7 @@ def _run_rows(root: Path, workdir: Path) -> list[dict[str, Any]]:
             "compute": flops * line["examples_seen"], "is_final": index == len(evals) - 1,
             "train_loss": _latest_train_loss(train_lines, line["step"]), "eval_loss": line["eval_loss"],
             "top1_error": line["top1_error"], "top5_error": line["top5_error"],
+            "minival_error": line.get("minival_error", math.nan),
         }
         for index, line in enumerate(evals)
     ]

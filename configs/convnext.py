@@ -1,0 +1,23 @@
+"""ConvNeXt of any width and depth; by default a small one on the digits.
+
+Command:
+  scaling train --config configs/convnext.py:width=16,depth=4 --workdir runs/convnext
+The argument sets any model knob: width, depth, stage_sizes, patch_size (the stem's stride:
+4 at ImageNet size, 1 for the 8x8 digits).
+"""
+
+from scaling.config import parse_config_arg
+from scaling.defaults import base_config
+
+
+def get_config(arg: str | None = None):
+    """ConvNeXt config; `arg` is `key=value,...` over the model knobs."""
+    config = base_config("convnext")
+    config.model.update(width=16, depth=4, patch_size=1)
+    config.model.update(parse_config_arg(arg, **config.model))
+    config.train.batch_size = 128
+    config.train.epochs = 30.0
+    config.train.eval_every_steps = 50
+    config.optim.lr = 1e-3
+    config.optim.weight_decay = 0.05
+    return config

@@ -1,0 +1,34 @@
+"""Historic ImageNet recipes (configs/history/): a named architecture on ImageNet with its original
+optimizer and schedule, and the published result it should reproduce as a top-level `reference`
+(read by `scaling history compare`). The argument `cheap` trains on imagenet_resized/64x64 instead."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from scaling.defaults import base_config
+from scaling.models import variant_config
+
+
+def historic_recipe(variant: str, arg: str | None, reference: dict) -> ml_collections.ConfigDict:
+    """ImageNet at 224 pixels, streamed with inception crops and flips; `cheap`: 64-pixel ImageNet from the cache."""
+    if arg not in (None, "", "cheap"):
+        raise ValueError(f"history configs take no argument or 'cheap' (imagenet_resized/64x64), got {arg!r}")
+    model = variant_config(variant)
+    config = base_config(model.name)
+    config.model.update(model.to_dict())
+    config.data.name = "imagenet2012"
+    config.data.resolution = 224
+    config.data.pipeline = "stream"
+    config.data.eval_crop_fraction = 0.875  # resize to 256, central 224 crop
+    config.data.augment.inception_crop = True
+    config.data.augment.flip = True
+    if arg == "cheap":
+        config.data.name, config.data.resolution, config.data.pipeline = "imagenet_resized/64x64", 64, "cache"
+        config.data.eval_crop_fraction = 1.0
+    config.train.eval_every_steps = 5000
+    config.train.checkpoint_every_steps = 2000
+    config.wandb.group = "history"
+    with config.unlocked():
+        config.reference = ml_collections.ConfigDict(reference)
+    return config
