@@ -9,6 +9,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.errors import AnalysisError
@@ -22,7 +23,7 @@ DEFAULT_LAWS = ("saturating", "power", "broken", "m4", "chinchilla", "rosenfeld"
 FIGURE_LAWS = ("saturating", "chinchilla")
 
 
-def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn bad input into `error: ...` on stderr and exit status 2."""
 
     @functools.wraps(handler)
@@ -36,7 +37,7 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-@_guarded
+@guarded
 def run_fit(args: argparse.Namespace) -> int:
     """`fit`: print each law's parameters with intervals and the backtest; write them as JSON."""
     from analysis.backtest import backtest
@@ -58,20 +59,19 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f"\n{format_backtest(tested, args.y)}")
     payload = {"table": results.source, "y": args.y, "rows": len(frame), "dropped_rows": results.dropped,
                "laws": records, "backtest": tested}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(_plain(payload), indent=2) + "\n")
+    write_json(args.json, payload)
     print(f"\nwrote {args.json}")
     return 0
 
 
-@_guarded
+@guarded
 def run_plot(args: argparse.Namespace) -> int:
     """`plot`: write the figures."""
     from analysis.plots import draw_figures
 
     study = _study(args, FIGURE_LAWS, with_backtest=False)
     args.out.mkdir(parents=True, exist_ok=True)
-    written, skipped = draw_figures(study, args.out, _formats(args.formats))
+    written, skipped = draw_figures(study, args.out, figure_formats(args.formats))
     for warning in (*study.warnings, *skipped):
         print(f"warning: {warning}")
     _print_frontiers(study)
@@ -80,7 +80,7 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
+@guarded
 def run_report(args: argparse.Namespace) -> int:
     """`report`: write the HTML page, its JSON record and the figures."""
     from analysis.plots import draw_figures
@@ -90,7 +90,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     study = _study(args, DEFAULT_LAWS, with_backtest=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    written, skipped = draw_figures(study, args.out, _formats(args.formats))
+    written, skipped = draw_figures(study, args.out, figure_formats(args.formats))
     record = study_record(study)
     record["warnings"].extend(skipped)
     for warning in record["warnings"]:
@@ -98,12 +98,12 @@ def run_report(args: argparse.Namespace) -> int:
     for law in record["laws"]:
         print(format_law_line(law))
     _print_frontiers(study)
-    (args.out / "report.json").write_text(json.dumps(_plain(record), indent=2) + "\n")
+    write_json(args.out / "report.json", record)
     print(f"wrote {write_report(record, written, args.out)} and {args.out / 'report.json'}")
     return 0
 
 
-@_guarded
+@guarded
 def run_bench(args: argparse.Namespace) -> int:
     """The fit benchmark: print both timings and best losses."""
     from analysis.bench import benchmark_fit_starts, format_bench
@@ -213,7 +213,8 @@ def _numbers(text: str, option: str) -> list[float]:
         raise AnalysisError(f"{option} takes comma-separated numbers, got {text!r}") from None
 
 
-def _formats(text: str) -> list[str]:
+def figure_formats(text: str) -> list[str]:
+    """The --formats option's file formats, checked against the ones matplotlib writes here."""
     from analysis.plots.style import FORMATS
 
     formats = [item.strip().lower() for item in text.split(",") if item.strip()]
@@ -221,6 +222,12 @@ def _formats(text: str) -> list[str]:
     if unknown or not formats:
         raise AnalysisError(f"--formats {text!r}: choose among {', '.join(FORMATS)}")
     return formats
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` as indented JSON (numpy numbers as numbers, NaN and infinity as null), making folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_plain(value), indent=2) + "\n")
 
 
 def _plain(value: Any) -> Any:

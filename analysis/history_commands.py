@@ -4,10 +4,9 @@ Heavy modules are imported inside the handlers, so registering the commands stay
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING
 
-from analysis.commands import _formats, _guarded, _plain
+from analysis.commands import figure_formats, guarded, write_json
 from analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
 FRONTIER_LAWS = ("saturating", "power")
 
 
-@_guarded
+@guarded
 def run_history_plot(args: argparse.Namespace) -> int:
     """`history plot`: the three figures, with a sweep's runs and frontier overlaid if --runs is given."""
     from analysis.history import load_history
@@ -25,7 +24,7 @@ def run_history_plot(args: argparse.Namespace) -> int:
     from analysis.plots.style import paper_style, save
 
     _check_bootstrap(args.bootstrap)
-    formats = _formats(args.formats)
+    formats = figure_formats(args.formats)
     history = load_history(args.table)
     overlay, warnings = _overlay(args) if args.runs else (None, [])
     trends, skipped = history_trends(history, FitOptions(resamples=0))
@@ -41,7 +40,7 @@ def run_history_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
+@guarded
 def run_history_fit(args: argparse.Namespace) -> int:
     """`history fit`: print the trends with their intervals; write them as JSON if --json is given."""
     from analysis.history import HISTORY_TABLE, load_history
@@ -67,20 +66,19 @@ def run_history_fit(args: argparse.Namespace) -> int:
     if args.json:
         payload = {"table": source, "huber_delta": args.huber_delta, "trends": records, "skipped": skipped,
                    "erdil_besiroglu_2022": ERDIL_BESIROGLU}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_plain(payload), indent=2) + "\n")
+        write_json(args.json, payload)
         print(f"\nwrote {args.json}")
     return 0
 
 
-@_guarded
+@guarded
 def run_history_compare(args: argparse.Namespace) -> int:
     """`history compare`: reproduced against published for every run with a `reference`; --plot places them
     on the history's error-vs-compute axes."""
     from analysis.history import load_history
     from analysis.history_runs import format_comparison, reference_runs
 
-    formats = _formats(args.formats)
+    formats = figure_formats(args.formats)
     runs = reference_runs(args.runs)
     history = load_history(args.table) if args.plot else None
     print(format_comparison(runs))

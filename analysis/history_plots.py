@@ -17,7 +17,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from analysis.history import EXTRA_DATA, GROUP_LABELS, GROUPS, NOT_FITTED
 from analysis.history_fit import Trend
-from analysis.plots.curves import _frontier as draw_frontier
+from analysis.plots.curves import draw_frontier
 from analysis.plots.labels import place_labels
 from analysis.plots.style import legend_below, power_of_ten
 from analysis.request import FittedLaw

@@ -27,7 +27,7 @@ def error_vs_compute(study: Study) -> Figure:
     figure, (ax,) = new_figure()
     _runs(figure, ax, study.results.frame, x, study.y)
     if frontier:
-        _frontier(ax, frontier)
+        draw_frontier(ax, frontier)
     ax.set_title(f"{label(study.y)} against {'compute' if x == 'compute' else x}")
     decimal_ticks(ax)
     legend_below(ax)
@@ -96,7 +96,7 @@ def _runs(figure: Figure, ax: Axes, frame: pd.DataFrame, x: str, y: str) -> LogN
     return norm
 
 
-def _frontier(ax: Axes, fitted: FittedLaw) -> None:
+def draw_frontier(ax: Axes, fitted: FittedLaw) -> None:
     """The fitted law over the data (solid), beyond it (dashed), its band, and the points it was fitted to."""
     x, y = fitted.request.x[0], fitted.request.y
     low, high = fitted.rows[x].min(), fitted.rows[x].max()

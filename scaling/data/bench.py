@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import ml_collections
-import numpy as np
 
 from scaling.data.pipeline import open_run_data
 from scaling.data.source import feature_keys, is_random_access, open_builder

@@ -27,9 +27,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from scaling.data.decode import decode_batch
-from scaling.data.source import data_root, encoded_images, read_labels
-from scaling.errors import ConfigError, DataError
+from scaling.data.source import data_root, decoded_images, read_labels
 
 
 def default_cache_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> Path:
@@ -127,20 +125,11 @@ def _extend(
     if not quiet:
         print(f"caching {stop - start:,} images of {builder.info.full_name}/{split} in {directory}", file=sys.stderr)
     done = 0
-    for encoded, _ in encoded_images(builder, split, wanted):
-        decoded = decode_batch(encoded, image_shape[-1], resolution, crop_fraction)
-        if isinstance(decoded, list) or decoded.shape[1:] != tuple(image_shape):
-            shapes = sorted({image.shape for image in decoded})[:3]
-            raise ConfigError(
-                f"{builder.name} images decode to shapes {shapes}, not {tuple(image_shape)}; "
-                "set data.resolution to resize them to one square size"
-            )
+    for decoded, _ in decoded_images(builder, split, wanted, resolution, crop_fraction, image_shape):
         images[rows_in_file_order[done : done + len(decoded)]] = decoded
         done += len(decoded)
         if not quiet and done < stop - start:
             print(f"  cached {done:,}/{stop - start:,} images", file=sys.stderr, flush=True)
-    if done != stop - start:
-        raise DataError(f"read {done} of {stop - start} requested images from {builder.name}/{split}")
     images.flush()
     del images
     meta = {"rows": stop, "image_shape": list(image_shape), "dataset": builder.info.full_name, "split": split}

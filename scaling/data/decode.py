@@ -44,27 +44,23 @@ def inception_crop(data, seed, channels: int, resolution: int, min_area: float):
     resolution x resolution. JPEGs decode only the crop window."""
     import tensorflow as tf
 
-    is_jpeg = tf.io.is_jpeg(data)
-    shape = tf.cond(
-        is_jpeg,
-        lambda: tf.image.extract_jpeg_shape(data),
-        lambda: tf.shape(tf.io.decode_image(data, channels=channels, expand_animations=False)),
-    )
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
-        area_range=(min_area, 1.0), aspect_ratio_range=ASPECT_RATIO_RANGE, max_attempts=MAX_ATTEMPTS,
-        min_object_covered=0.0, use_image_if_no_bounding_boxes=True,
-    )
-    window = tf.stack([begin[0], begin[1], size[0], size[1]])
+    def sample(shape):
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+            area_range=(min_area, 1.0), aspect_ratio_range=ASPECT_RATIO_RANGE, max_attempts=MAX_ATTEMPTS,
+            min_object_covered=0.0, use_image_if_no_bounding_boxes=True,
+        )
+        return begin, size
 
     def crop_jpeg():
-        return tf.io.decode_and_crop_jpeg(data, window, channels=channels)
+        begin, size = sample(tf.image.extract_jpeg_shape(data))
+        return tf.io.decode_and_crop_jpeg(data, tf.stack([begin[0], begin[1], size[0], size[1]]), channels=channels)
 
     def crop_other():
         image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-        return tf.slice(image, begin, size)
+        return tf.slice(image, *sample(tf.shape(image)))
 
-    crop = tf.cond(is_jpeg, crop_jpeg, crop_other)
+    crop = tf.cond(tf.io.is_jpeg(data), crop_jpeg, crop_other)
     return _resize(crop, resolution)
 
 

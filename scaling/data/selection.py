@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from scaling.data.subsets import class_balanced_order
+from scaling.data.subsets import class_balanced_order, class_members
 from scaling.errors import ConfigError
 
 _CLASS_ORDER_SEED = (0, 0xC1A55)
@@ -86,8 +86,8 @@ def select(
     chosen = chosen_classes(num_classes, classes)
     rng = np.random.default_rng(_MINIVAL_SEED)
     minival_parts, pool_parts = [], []
-    for label in chosen:
-        members = rng.permutation(np.flatnonzero(labels == label))
+    for label, members in zip(chosen, class_members(labels, chosen)):
+        members = rng.permutation(members)
         if minival_per_class and len(members) <= minival_per_class:
             raise ConfigError(
                 f"data.minival_per_class={minival_per_class} but class {label} has only {len(members)} training "

@@ -305,36 +305,42 @@ def read_examples(
                 f"got min {order.min()}, max {order.max()}."
             )
     height, width, channels = _stored_shape(builder)
-    channels = channels or 3
     wanted, inverse = np.unique(order, return_inverse=True)
-    if resolution is not None:
-        out_hw: tuple[int | None, int | None] = (resolution, resolution)
-    else:
-        out_hw = (height, width)
-
-    images_parts: list[np.ndarray] = []
-    labels_parts: list[int] = []
-    for encoded, labels in encoded_images(builder, split, wanted):
-        decoded = decode_batch(encoded, channels, resolution)
-        if isinstance(decoded, list):
-            shapes = {im.shape for im in decoded} | {p.shape[1:] for p in images_parts}
-            if len(shapes) > 1:
-                raise ConfigError(
-                    f"Dataset {builder.name!r} has images of varying size {sorted(shapes)[:3]}...; "
-                    "set data.resolution to resize them to a common square size."
-                )
-            decoded = np.stack(decoded) if decoded else np.empty((0, 0, 0, channels), np.uint8)
+    images_parts, labels_parts = [], []
+    for decoded, labels in decoded_images(builder, split, wanted, resolution):
         images_parts.append(decoded)
         labels_parts.extend(labels)
-    if len(labels_parts) != len(wanted):
-        raise DataError(
-            f"Read {len(labels_parts)} of {len(wanted)} requested examples from {builder.name}/{split}."
-        )
     if images_parts:
         images = np.concatenate(images_parts)
     else:
-        h = out_hw[0] if out_hw[0] is not None else 0
-        w = out_hw[1] if out_hw[1] is not None else 0
-        images = np.empty((0, h, w, channels), np.uint8)
+        side = (resolution, resolution) if resolution is not None else (height or 0, width or 0)
+        images = np.empty((0, *side, channels or 3), np.uint8)
     labels_arr = np.asarray(labels_parts, dtype=np.int32)
-    return Examples(images=images[inverse].astype(np.uint8, copy=False), labels=labels_arr[inverse])
+    return Examples(images=images[inverse], labels=labels_arr[inverse])
+
+
+def decoded_images(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    wanted: np.ndarray,
+    resolution: int | None,
+    crop_fraction: float = 1.0,
+    image_shape: tuple[int, int, int] | None = None,
+) -> Iterator[tuple[np.ndarray, list]]:
+    """Chunks of (uint8 images [n, H, W, C], labels) for the sorted unique indices `wanted`, centre-cropped
+    (see scaling.data.decode.center_crop). All images must decode to one shape (`image_shape` if given)."""
+    channels = _stored_shape(builder)[2] or 3
+    done = 0
+    for encoded, labels in encoded_images(builder, split, wanted):
+        decoded = decode_batch(encoded, channels, resolution, crop_fraction)
+        shapes = {image.shape for image in decoded} | ({tuple(image_shape)} if image_shape else set())
+        if len(shapes) > 1:
+            raise ConfigError(
+                f"Dataset {builder.name!r} has images of varying size {sorted(shapes)[:3]}; "
+                "set data.resolution to resize them to one square size."
+            )
+        image_shape = decoded.shape[1:]
+        done += len(decoded)
+        yield decoded, labels
+    if done != len(wanted):
+        raise DataError(f"Read {done} of {len(wanted)} requested examples from {builder.name}/{split}.")

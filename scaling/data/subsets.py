@@ -20,6 +20,15 @@ def _check_seed(seed: int) -> int:
     return seed
 
 
+def class_members(labels: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+    """For each of `classes`, the ascending indices of its examples in `labels` (one sort, not one scan per class)."""
+    by_label = np.argsort(labels, kind="stable")
+    sorted_labels = labels[by_label]
+    starts = np.searchsorted(sorted_labels, classes, "left")
+    ends = np.searchsorted(sorted_labels, classes, "right")
+    return [by_label[start:end] for start, end in zip(starts, ends)]
+
+
 def class_balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
     """A permutation of all indices whose every prefix is as class-balanced as possible.
 
@@ -34,8 +43,7 @@ def class_balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
     classes, class_of = np.unique(labels, return_inverse=True)
     class_rank = rng.permutation(len(classes))  # position of each class within a round
     rank_in_class = np.empty(len(labels), np.int64)  # round in which each example is taken
-    for c in range(len(classes)):
-        members = np.flatnonzero(class_of == c)
+    for members in class_members(class_of, np.arange(len(classes))):
         rank_in_class[rng.permutation(members)] = np.arange(len(members))
     return np.lexsort((class_rank[class_of], rank_in_class)).astype(np.int64)
 
