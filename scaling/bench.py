@@ -1,6 +1,6 @@
 """`scaling bench`: `pack` (N same-shape models packed in one vmapped program vs one after another),
-`data` (input paths vs the model and a plain tf.data pipeline) and `fit` (analysis' vectorised
-multi-start fit vs a scipy loop)."""
+`data` (input paths vs the model and a plain tf.data pipeline), `loop` (the full training loop vs its
+bare step) and `fit` (analysis' vectorised multi-start fit vs a scipy loop)."""
 
 from __future__ import annotations
 
@@ -39,14 +39,27 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--config", default="configs/resnet.py:depth=18", help="config file and argument")
     data.add_argument("--steps", type=int, default=20, help="batches timed per path (default 20)")
     data.set_defaults(handler=_bench_data, takes_overrides=True)
+    loop = commands.add_parser(
+        "loop", help="steps/s of the full training loop vs the bare compiled step with the batch in memory",
+        description="Trains the config from scratch (data, logging and the config's checkpoints included; "
+        "evaluation only at the end, wandb off) and times as many bare steps of the same compiled program on "
+        "one batch already on the devices; prints both steps/s and their ratio (medians over the rounds, "
+        "timed after the first logging window). Extra --config.KEY=VALUE arguments override the config.",
+    )
+    loop.add_argument("--config", default="configs/resnet.py:width=16,depth=10", help="config file and argument")
+    loop.add_argument("--steps", type=int, default=420,
+                      help="training steps of each round (default 420: with the default train.log_every_steps=20 "
+                      "and train.checkpoint_every_steps=200, 400 timed steps hold 2 checkpoints, a long run's share)")
+    loop.add_argument("--rounds", type=int, default=3, help="loop runs alternated with bare timings (default 3)")
+    loop.set_defaults(handler=_bench_loop, takes_overrides=True)
     add_bench_fit(commands, "fit")
 
 
 def _bench_pack(args: argparse.Namespace) -> int:
+    from scaling.loop_bench import bench_settings
     from scaling.train import train_and_evaluate, train_packed
 
-    settings = ["train.epochs=None", f"train.steps={args.steps}", "train.eval_every_steps=0", "wandb.mode=disabled",
-                f"train.log_every_steps={max(1, args.steps // 5)}", *args.overrides]
+    settings = [*bench_settings(args.steps), f"train.log_every_steps={max(1, args.steps // 5)}", *args.overrides]
     configs = [load_config(args.config, [*settings, f"seed={i}", f"data.seed={i}"]) for i in range(args.members)]
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -79,6 +92,14 @@ def _bench_data(args: argparse.Namespace) -> int:
     print(f"{config.data.name}, batch {config.train.batch_size}, {args.config}")
     for name, rate in rows:
         print(f"{name:<34} {rate:12,.0f} images/s  {rate / model:8.1f}x model  {rate / reference:6.2f}x tf.data")
+    return 0
+
+
+def _bench_loop(args: argparse.Namespace) -> int:
+    from scaling.loop_bench import bench_loop, bench_settings, format_loop_bench
+
+    config = load_config(args.config, [*bench_settings(args.steps), *args.overrides])
+    print(format_loop_bench(bench_loop(config, args.rounds), args.config, config))
     return 0
 
 

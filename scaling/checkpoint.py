@@ -1,7 +1,9 @@
-"""Orbax checkpoints of the training state: async saves, keep-N, resume from the latest complete step."""
+"""Orbax checkpoints of the training state: async saves by every process, keep-N, resume from the newest
+readable step."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,34 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
         manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
 
-def restore_latest(manager: ocp.CheckpointManager, state: Any) -> tuple[int, Any]:
-    """The latest complete step and its state laid out like `state`; (0, state) when there is none."""
-    step = manager.latest_step()
-    return (0, state) if step is None else (step, restore(manager, step, state))
+def restore_newest(manager: ocp.CheckpointManager, state: Any) -> tuple[int, Any] | None:
+    """The newest readable step and its state laid out like `state`; None when there is no checkpoint.
+
+    A save killed midway never commits (orbax writes to a temporary folder and renames it), so it is not
+    listed. A committed step that cannot be read (a damaged disk, a partial copy) is moved aside to
+    `STEP.unreadable` when an older step can be read, which is used instead.
+    """
+    steps = sorted(manager.all_steps(), reverse=True)
+    for index, step in enumerate(steps):
+        try:
+            restored = restore(manager, step, state)
+        except CheckpointError as error:
+            if index == len(steps) - 1:
+                raise CheckpointError(
+                    f"no checkpoint in {manager.directory} can be read (steps {steps}; the oldest: {error}); "
+                    "move the folder away to start over, or use a new --workdir"
+                ) from error
+            continue
+        for bad in steps[:index]:
+            aside = Path(manager.directory) / f"{bad}.unreadable"
+            print(f"warning: checkpoint step {bad} in {manager.directory} cannot be read; moved to {aside}, "
+                  f"resuming from step {step}", file=sys.stderr)
+            if jax.process_index() == 0:
+                (Path(manager.directory) / str(bad)).rename(aside)
+        if index:
+            manager.reload()
+        return step, restored
+    return None
 
 
 def restore(manager: ocp.CheckpointManager, step: int, state: Any) -> Any:

@@ -25,11 +25,20 @@ config overrides:
 examples:
   scaling train --config configs/resnet.py:width=16,depth=10 --workdir runs/resnet
   scaling train --config configs/vit.py:width=64,depth=4 --workdir runs/vit --config.train.steps=500
+  scaling train --config configs/resnet.py --workdir /shared/resnet --coordinator host0:1234 \\
+      --num-processes 2 --process-id 0       # on host0; the same with --process-id 1 on host1
 
 Running the same command again resumes from the workdir's latest checkpoint. The workdir receives
 config.json, metrics.jsonl (one line per log or eval step), result.json and checkpoints/.
-Exit status: 0 completed, 1 failed or diverged, 2 bad config or data.
+Exit status: 0 completed, 1 failed or diverged, 2 bad config or data, 3 preempted (SIGTERM: the run
+checkpointed and stopped; the same command resumes it).
+
+`--dry-run` compiles the step for the configured mesh (--config.mesh.data/fsdp/tensor) and prints memory
+per device, FLOPs per step and each parameter group's layout, e.g.
+  scaling train --dry-run --config configs/model.py:variant=vit-b/16 --config.data.name=imagenet2012 \
+      --config.data.resolution=224 --config.mesh.fsdp=8 --config.train.batch_size=256
 """
+PREEMPTED_EXIT = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     train.add_argument("--config", required=True, metavar="FILE[:ARG]",
                        help="config file and its argument, e.g. configs/resnet.py:width=16,depth=10")
-    train.add_argument("--workdir", required=True, help="directory for this run's records and checkpoints")
+    train.add_argument("--workdir", help="directory for this run's records and checkpoints (required unless --dry-run)")
+    train.add_argument("--dry-run", action="store_true",
+                       help="compile the step ahead of time for the configured mesh and print memory per device, "
+                       "FLOPs per step and the layout of each parameter group; no data is read, nothing trained")
     train.add_argument("--wandb", choices=("offline", "online", "disabled"),
                        help="wandb mode (default: the config's wandb.mode, offline)")
+    hosts = train.add_argument_group(
+        "many processes", "one run over several processes (hosts); all three together, or none where JAX detects "
+        "the cluster itself (a multi-task Slurm step, a multi-host TPU slice)")
+    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, which serves the coordinator")
+    hosts.add_argument("--num-processes", type=int, metavar="N", help="number of processes in the run")
+    hosts.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 to N-1")
     train.set_defaults(handler=_train)
     add_sweep_commands(commands)
     add_model_commands(commands)
@@ -82,15 +100,24 @@ def _config_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list
 
 def _train(args: argparse.Namespace) -> int:
     from scaling.config import load_config
+    from scaling.distributed import initialize
     from scaling.train import train_and_evaluate
 
+    initialize(args.coordinator, args.num_processes, args.process_id)
     config = load_config(args.config, args.overrides)
+    if args.dry_run:
+        from scaling.dry_run import dry_run
+
+        print(dry_run(config))
+        return 0
+    if args.workdir is None:
+        raise ConfigError("scaling train needs --workdir DIR (or --dry-run)")
     if args.wandb:
         config.wandb.mode = args.wandb
     result = train_and_evaluate(config, args.workdir)
     if result.status != "completed":
         print(f"error: run {result.status}: {result.error}", file=sys.stderr)
-        return 1
+        return PREEMPTED_EXIT if result.status == "preempted" else 1
     return 0
 
 

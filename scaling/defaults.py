@@ -49,11 +49,14 @@ def base_config(model_name: str) -> ml_collections.ConfigDict:
     config.train.epochs = placeholder(float)
     config.train.flops = placeholder(float)  # a compute budget: training FLOPs of the whole run
     config.train.label_smoothing = 0.0
+    config.train.compute_dtype = "float32"  # or bfloat16: activations and matmuls; parameters and optimizer stay float32
+    config.train.microbatches = 1  # gradient accumulation: the batch is processed in this many equal parts
     config.train.log_every_steps = 20
     config.train.eval_every_steps = 0  # 0: evaluate only at the end
     config.train.eval_batch_size = 256
     config.train.checkpoint_every_steps = 200
     config.train.keep_checkpoints = 2
+    config.train.compilation_cache_dir = placeholder(str)  # persistent XLA cache; None: ~/.cache/imagenet-scaling/xla
     config.train.keep_checkpoint_fractions = ()  # also save and keep forever at these fractions of the run
     # Cooldown branch (Hägele et al. 2024): this config describes the trunk, a constant-LR run whose
     # workdir is `branch_from` (relative paths are siblings of this run's workdir). The branch starts
@@ -76,7 +79,10 @@ def base_config(model_name: str) -> ml_collections.ConfigDict:
     config.optim.grad_clip_norm = placeholder(float)
 
     config.mesh = ml_collections.ConfigDict()
-    config.mesh.data = -1  # devices on the data axis; -1: all
+    config.mesh.data = -1  # devices on each axis; one axis may be -1: the devices the others leave
+    config.mesh.fsdp = 1  # parameters and optimizer state split along their largest divisible dimension
+    config.mesh.tensor = 1  # ViT attention heads and MLP hidden units split (tensor parallelism)
+    config.mesh.fsdp_min_size = 16384  # arrays with fewer elements stay replicated
 
     config.wandb = ml_collections.ConfigDict()
     config.wandb.mode = "offline"  # one of WANDB_MODES

@@ -1,10 +1,11 @@
 """Peak FLOP/s per device and model FLOPs utilization (MFU).
 
 Accelerators come from a table of vendor specs (dense, no sparsity). A CPU has no spec sheet here:
-its peak is measured once, by a jitted float32 matrix-multiply probe running on every CPU device at
-once, and cached as JSON in $SCALING_CACHE_DIR (default ~/.cache/imagenet-scaling)/cpu_peak.json,
-keyed by CPU model, device count and dtype. MFU = (training FLOPs per example x examples per
-second) / (devices x peak per device), with training FLOPs as counted by scaling.flops.
+its peak is measured once, by a jitted float32 matrix-multiply probe running on every CPU device of
+the process at once, and cached as JSON in $SCALING_CACHE_DIR (default
+~/.cache/imagenet-scaling)/cpu_peak.json, keyed by CPU model, device count and dtype. MFU = (training
+FLOPs per example x examples per second) / (devices x peak per device), with training FLOPs as
+counted by scaling.flops.
 """
 
 from __future__ import annotations
@@ -86,15 +87,21 @@ def _cpu_model() -> str:
 
 
 def _cpu_peak(dtype: str) -> float:
-    """Peak FLOP/s per CPU device in `dtype`: from the cache, else measured and cached."""
-    devices = jax.devices("cpu")
+    """Peak FLOP/s per CPU device in `dtype`: from the cache, else measured and cached.
+
+    Each process measures its own devices (no cross-process program), and replaces the cache file at
+    once, so processes sharing a cache never read half of it.
+    """
+    devices = jax.local_devices(backend="cpu")
     key = f"{_cpu_model()} | {len(devices)} devices | {dtype}"
     path = cache_dir() / "cpu_peak.json"
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if key not in cached:
         cached[key] = measure_cpu_peak(devices, dtype)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cached, indent=1, sort_keys=True))
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(cached, indent=1, sort_keys=True))
+        temporary.replace(path)
     return float(cached[key])
 
 

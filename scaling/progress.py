@@ -9,9 +9,10 @@ from typing import TextIO
 
 
 class ProgressLine:
-    """Prints `step s/N (p%) | loss | examples/s | ETA` lines to a stream (stderr by default)."""
+    """Prints `step s/N (p%) | loss | examples/s | ETA` lines to a stream (stderr by default; none if silent)."""
 
-    def __init__(self, total_steps: int, start_step: int, stream: TextIO | None = None):
+    def __init__(self, total_steps: int, start_step: int, stream: TextIO | None = None, silent: bool = False):
+        self.silent = silent
         self.total_steps = total_steps
         self.start_step = start_step
         self.start_time = time.monotonic()
@@ -28,8 +29,9 @@ class ProgressLine:
             f"step {step}/{self.total_steps} ({percent:.0f}%) | loss {loss:.4f} | "
             f"{examples_per_second:,.0f} examples/s | ETA {eta}"
         )
-        print(line + (f" | {extra}" if extra else ""), file=self.stream, flush=True)
+        self.message(line + (f" | {extra}" if extra else ""))
 
     def message(self, text: str) -> None:
         """Print a free-form status line."""
-        print(text, file=self.stream, flush=True)
+        if not self.silent:
+            print(text, file=self.stream, flush=True)

@@ -17,7 +17,8 @@ RESULT_FILE = "result.json"
 class RunResult:
     """Summary of one run. Compute is training FLOPs: forward + backward, 1 multiply-add = 2 FLOPs."""
 
-    status: str  # running (or killed), completed, failed, diverged, interrupted (stopped from outside)
+    status: str  # running (or killed), completed, failed, diverged (at `step`), preempted (SIGTERM; resumable),
+    # interrupted (stopped from outside)
     error: str | None = None
     family: str | None = None
     model: str | None = None
@@ -42,26 +43,37 @@ class RunResult:
     pack_size: int = 1  # models trained together in one vmapped program (wall time is shared)
     examples_per_second: float | None = None  # median over logging windows after the first (compile, warm-up)
     mfu: float | None = None  # model FLOPs utilization at that speed (scaling.devices); None: unknown peak
+    compilation_cache: dict[str, int] | None = None  # persistent-cache hits and misses of this attempt
 
 
 def write_config(workdir: Path, config: dict[str, Any]) -> None:
-    """Write config.json; refuse a workdir that holds a run of a different config (wandb settings aside)."""
+    """Write config.json; refuse a workdir that holds a run of a different config (`check_config`)."""
+    check_config(workdir, config)
+    _write_atomically(workdir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def check_config(workdir: Path, config: dict[str, Any]) -> None:
+    """Raise ConfigError if the workdir holds a run of a different config (wandb, mesh and cache aside)."""
     path = workdir / CONFIG_FILE
     if path.exists():
         old = json.loads(path.read_text())
-        if _without_wandb(old) != _without_wandb(config):
+        if _identity(old) != _identity(config):
             raise ConfigError(
-                f"{workdir} holds a run with a different config ({_first_difference(old, config)}); "
+                f"{workdir} holds a run with a different config ({_first_difference(_identity(old), _identity(config))}); "
                 "use a new --workdir, or the same config to resume it"
             )
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def write_result(workdir: Path, result: RunResult) -> None:
     """Write result.json atomically."""
-    temporary = workdir / (RESULT_FILE + ".tmp")
-    temporary.write_text(json.dumps(dataclasses.asdict(result), indent=2) + "\n")
-    temporary.replace(workdir / RESULT_FILE)
+    _write_atomically(workdir / RESULT_FILE, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` by `text` at once: a reader sees the old file or the new one, never half of it."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def read_result(workdir: Path) -> dict[str, Any] | None:
@@ -70,8 +82,11 @@ def read_result(workdir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _without_wandb(config: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in config.items() if key != "wandb"}
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes a run this run: not its wandb settings, its mesh or its compilation cache (a preempted
+    run may resume on another slice)."""
+    train = {key: value for key, value in config.get("train", {}).items() if key != "compilation_cache_dir"}
+    return {key: value for key, value in config.items() if key not in ("wandb", "mesh")} | {"train": train}
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

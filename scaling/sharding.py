@@ -1,37 +1,148 @@
-"""The device mesh and how arrays are laid out on it (data parallel over the `data` axis)."""
+"""The device mesh (axes `data`, `fsdp`, `tensor`) and how arrays are laid out on it.
+
+Batches are split over `data` x `fsdp`. Parameters and optimizer state follow rules matched on
+their paths (`partition_specs`): tensor-parallel rules for ViT attention and MLP split heads and
+hidden units over `tensor`; then every array of at least `mesh.fsdp_min_size` elements is split
+over `fsdp` along its largest dimension that divides evenly; everything else is replicated.
+"""
 
 from __future__ import annotations
+
+import math
+import re
+from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-DATA_AXIS = "data"
+from scaling.errors import ConfigError
+
+AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")
+
+# Tensor parallelism (Megatron-style) for ViT blocks: shard attention heads and MLP hidden units.
+# A rule names the mesh axis of each dimension of the arrays whose path matches it.
+TENSOR_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
+    (r"attn/(query|key|value)/kernel$", (None, "tensor", None)),  # [width, heads, head_dim]
+    (r"attn/(query|key|value)/bias$", ("tensor", None)),  # [heads, head_dim]
+    (r"attn/out/kernel$", ("tensor", None, None)),  # [heads, head_dim, width]
+    (r"mlp_in/kernel$", (None, "tensor")),  # [width, mlp_dim]
+    (r"mlp_in/bias$", ("tensor",)),
+    (r"mlp_out/kernel$", ("tensor", None)),  # [mlp_dim, width]
+)
 
 
-def mesh_size(mesh_config: ml_collections.ConfigDict) -> int:
-    """Number of devices the config puts on the data axis (-1: all devices)."""
-    return jax.device_count() if mesh_config.data == -1 else mesh_config.data
+def mesh_shape(mesh_config: ml_collections.ConfigDict) -> dict[str, int]:
+    """The size of each mesh axis; the axis set to -1 takes the devices the others leave."""
+    sizes = {axis: mesh_config[axis] for axis in AXES}
+    named = ", ".join(f"mesh.{axis}={size}" for axis, size in sizes.items())
+    fill = [axis for axis, size in sizes.items() if size == -1]
+    fixed = math.prod(size for size in sizes.values() if size != -1)
+    devices = jax.device_count()
+    if len(fill) > 1 or any(size == 0 or size < -1 for size in sizes.values()):
+        raise ConfigError(f"{named}: mesh axes must be positive, with at most one -1 (the devices the others leave)")
+    if fill:
+        if devices % fixed:
+            raise ConfigError(f"{named}: the {devices} devices do not divide by {fixed}; choose axes that divide {devices}")
+        sizes[fill[0]] = devices // fixed
+    if math.prod(sizes.values()) > devices:
+        raise ConfigError(
+            f"{named} needs {math.prod(sizes.values())} devices but there are {devices}; "
+            "shrink an axis or set one of them to -1"
+        )
+    return sizes
+
+
+def batch_shards(mesh_config: ml_collections.ConfigDict) -> int:
+    """Into how many parts the mesh splits a batch (`data` x `fsdp`)."""
+    sizes = mesh_shape(mesh_config)
+    return sizes["data"] * sizes["fsdp"]
 
 
 def make_mesh(mesh_config: ml_collections.ConfigDict) -> Mesh:
-    """A one-axis `data` mesh over the first `mesh.data` devices, with Auto axis types."""
-    size = mesh_size(mesh_config)
-    return jax.make_mesh((size,), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=jax.devices()[:size])
+    """The (data, fsdp, tensor) mesh over the first devices it needs, with Auto axis types."""
+    sizes = mesh_shape(mesh_config)
+    count = math.prod(sizes.values())
+    return jax.make_mesh(tuple(sizes.values()), AXES, axis_types=(AxisType.Auto,) * len(AXES),
+                         devices=jax.devices()[:count])
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
-    """Sharding that keeps a full copy on every device (parameters, optimizer state)."""
+    """Sharding that keeps a full copy on every device."""
     return NamedSharding(mesh, PartitionSpec())
 
 
 def batch_sharded(mesh: Mesh, packed: bool = False) -> NamedSharding:
-    """Sharding that splits the batch dimension over the data axis (the second one behind a member axis)."""
-    return NamedSharding(mesh, PartitionSpec(None, DATA_AXIS) if packed else PartitionSpec(DATA_AXIS))
+    """Sharding that splits the batch dimension over `data` x `fsdp` (the second one behind a member axis)."""
+    return NamedSharding(mesh, PartitionSpec(None, BATCH_AXES) if packed else PartitionSpec(BATCH_AXES))
 
 
 def global_batch(mesh: Mesh, *local_arrays: np.ndarray, packed: bool = False) -> tuple[jax.Array, ...]:
-    """Turn this process's share of a batch into global arrays sharded over the data axis."""
+    """Turn this process's share of a batch into global arrays split over the batch axes."""
     sharding = batch_sharded(mesh, packed)
     return tuple(jax.make_array_from_process_local_data(sharding, array) for array in local_arrays)
+
+
+def path_name(path: tuple) -> str:
+    """A pytree key path as 'blocks/0/attn/query/kernel' (the trailing `.value` of NNX variables dropped)."""
+    parts = []
+    for key in path:
+        for attribute in ("key", "name", "idx"):
+            if hasattr(key, attribute):
+                parts.append(str(getattr(key, attribute)))
+                break
+    if parts and parts[-1] == "value":
+        parts.pop()
+    return "/".join(parts)
+
+
+def partition_spec(name: str, shape: tuple[int, ...], axis_sizes: dict[str, int], fsdp_min_size: int,
+                   rules: tuple = TENSOR_RULES) -> PartitionSpec:
+    """The layout of the array at path `name`: the first matching rule's axes, then FSDP, else replicated."""
+    axes: list[str | None] = [None] * len(shape)
+    if axis_sizes["tensor"] > 1:
+        for pattern, rule in rules:
+            if re.search(pattern, name) and len(rule) == len(shape):
+                for dim, axis in enumerate(rule):
+                    if axis is not None and shape[dim] % axis_sizes[axis]:
+                        raise ConfigError(
+                            f"{name} has {shape[dim]} entries along dimension {dim}, which mesh.{axis}="
+                            f"{axis_sizes[axis]} does not divide; pick a mesh.{axis} that divides it"
+                        )
+                axes = list(rule)
+                break
+    fsdp = axis_sizes["fsdp"]
+    if fsdp > 1 and math.prod(shape) >= fsdp_min_size:
+        free = [dim for dim in range(len(shape)) if axes[dim] is None and shape[dim] % fsdp == 0]
+        if free:
+            axes[max(free, key=lambda dim: (shape[dim], -dim))] = "fsdp"
+    return PartitionSpec(*axes)
+
+
+def state_shardings(mesh: Mesh, abstract_state: Any, fsdp_min_size: int) -> Any:
+    """A NamedSharding for every array of a (single run's) train state, from `partition_spec`."""
+    axis_sizes = dict(mesh.shape)
+    if axis_sizes["tensor"] > 1 and not any(
+        re.search(pattern, path_name(path)) for path, _ in jax.tree_util.tree_flatten_with_path(abstract_state)[0]
+        for pattern, _ in TENSOR_RULES
+    ):
+        raise ConfigError(
+            f"mesh.tensor={axis_sizes['tensor']} but no parameter of this model has a tensor-parallel rule "
+            "(only ViT attention and MLP do); use mesh.fsdp or mesh.data for these devices"
+        )
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: NamedSharding(mesh, partition_spec(path_name(path), leaf.shape, axis_sizes, fsdp_min_size)),
+        abstract_state,
+    )
+
+
+def packed(shardings: Any) -> Any:
+    """The shardings of the same state stacked over a leading member axis (which is not split)."""
+    return jax.tree.map(lambda sharding: NamedSharding(sharding.mesh, PartitionSpec(None, *sharding.spec)), shardings)
+
+
+def host_value(tree: Any) -> Any:
+    """Numpy copies of fully replicated arrays, also when their devices span several processes."""
+    return jax.tree.map(lambda leaf: np.asarray(leaf.addressable_data(0)) if isinstance(leaf, jax.Array) else leaf, tree)

@@ -57,13 +57,16 @@ def make_loss_fn(train_graph: nnx.GraphDef) -> LossFn:
 
 
 def make_train_step(
-    loss_fn: LossFn, tx: optax.GradientTransformation, num_classes: int, label_smoothing: float, augment: Augment
+    loss_fn: LossFn, tx: optax.GradientTransformation, num_classes: int, label_smoothing: float, augment: Augment,
+    microbatches: int = 1,
 ) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
     """A pure step: (state, uint8 images, labels, norm, lr, rng) -> (new state, {loss, top1_error, grad_norm}).
 
     `rng` is (data seed, step): the augmentation of a batch (`augment`, on the device) is a function of it.
     `tx` works at unit learning rate; its update is scaled by `lr` (exact for adamw's decoupled
-    decay and for sgd's momentum, whose updates are linear in the learning rate).
+    decay and for sgd's momentum, whose updates are linear in the learning rate). With `microbatches`
+    > 1 the gradient is the mean over equal micro-batches, computed one after another
+    (`accumulated_gradients`), so memory holds one micro-batch's activations.
     """
 
     def train_step(state: TrainState, images: jax.Array, labels: jax.Array, norm: Norm, lr: jax.Array, rng: jax.Array):
@@ -74,8 +77,9 @@ def make_train_step(
             if augment.mixup_alpha:
                 images, targets = mixup(mix_key, images, labels, num_classes, augment.mixup_alpha)
         targets = optax.smooth_labels(targets, label_smoothing)
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (logits, new_rest)), grads = grad_fn(state["params"], state["rest"], images, targets, norm)
+        loss, logits, new_rest, grads = accumulated_gradients(
+            loss_fn, microbatches, state["params"], state["rest"], images, targets, norm
+        )
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], jax.tree.map(lambda u: lr * u, updates))
         metrics = {
@@ -86,6 +90,36 @@ def make_train_step(
         return {"params": params, "rest": new_rest, "opt_state": opt_state}, metrics
 
     return train_step
+
+
+def accumulated_gradients(
+    loss_fn: LossFn, microbatches: int, params: nnx.State, rest: nnx.State, images: jax.Array, targets: jax.Array,
+    norm: Norm,
+) -> tuple[jax.Array, jax.Array, nnx.State, nnx.State]:
+    """Mean loss, logits [B, K], updated batch statistics and mean gradient over `microbatches` equal parts.
+
+    Micro-batch j holds rows j, j + M, j + 2M, ... so that each one is spread over every device of the
+    batch axes; batch statistics are updated by each micro-batch in turn, and gradients are summed in float32.
+    """
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if microbatches == 1:
+        (loss, (logits, rest)), grads = grad_fn(params, rest, images, targets, norm)
+        return loss, logits, rest, grads
+
+    def interleave(x: jax.Array) -> jax.Array:
+        return x.reshape(x.shape[0] // microbatches, microbatches, *x.shape[1:]).swapaxes(0, 1)
+
+    def accumulate(carry, micro):
+        rest, loss_sum, grad_sum = carry
+        (loss, (logits, rest)), grads = grad_fn(params, rest, *micro, norm)
+        return (rest, loss_sum + loss, jax.tree.map(jnp.add, grad_sum, grads)), logits
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    (rest, loss_sum, grad_sum), logits = jax.lax.scan(
+        accumulate, (rest, jnp.float32(0), zeros), (interleave(images), interleave(targets))
+    )
+    logits = logits.swapaxes(0, 1).reshape(images.shape[0], -1)
+    return loss_sum / microbatches, logits, rest, jax.tree.map(lambda g: g / microbatches, grad_sum)
 
 
 def make_eval_step(eval_graph: nnx.GraphDef, num_classes: int) -> Callable[..., dict[str, jax.Array]]:

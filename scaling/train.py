@@ -2,15 +2,19 @@
 
 Phases: check every config against the dataset and devices (before anything compiles); load each
 run's nested training subset and the evaluation split into host memory; build the models and
-optimizer; restore the latest checkpoints; compile one sharded step, vmapped over the runs of a pack
-(a single run is a pack of one); train with periodic logging, evaluation and checkpoints; write each
-run's result.
+optimizer, laid out on the mesh; restore the latest checkpoints; compile one sharded step, vmapped
+over the runs of a pack (a single run is a pack of one); train with periodic logging, evaluation
+and checkpoints; write each run's result.
+
+Across processes (`jax.distributed`), every process runs this same code on its share of each batch;
+all of them write checkpoints (orbax), only process 0 writes config, metrics and results. SIGTERM
+checkpoints and stops (`preempted`); a non-finite loss or gradient stops a run (`diverged`) before any
+checkpoint of the bad state is written.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,23 +23,24 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import orbax.checkpoint as ocp
-from flax import nnx
 
 from scaling import checkpoint, sharding
+from scaling.compile_cache import persistent_compilation_cache
 from scaling.config import to_json_dict
-from scaling.data import DatasetFacts, open_builder
+from scaling.data import open_builder
 from scaling.devices import model_flops_utilization, peak_flops_per_second
-from scaling.data.pipeline import EvalSet, RunData, device_augment, open_run_data
+from scaling.data.pipeline import EvalSet, RunData, open_run_data
 from scaling.errors import CheckpointError, ConfigError, DataError
-from scaling.models import build_model, describe_model
-from scaling.optim import cooldown_branch, learning_rates, make_optimizer
+from scaling.models import describe_model
+from scaling.optim import cooldown_branch, learning_rates
 from scaling.packing import check_packable
 from scaling.plan import RunPlan, kept_steps, plan_run
+from scaling.preemption import PreemptionWatch
+from scaling.program import Program, build_program
 from scaling.progress import ProgressLine
-from scaling.records import RunResult, read_result, write_config, write_result
-from scaling.steps import Norm, TrainState, make_eval_step, make_loss_fn, make_train_step, normalization, split_model
+from scaling.records import RunResult, check_config, read_result, write_config, write_result
+from scaling.steps import Norm, TrainState, make_eval_step, normalization
 from scaling.tracking import JsonlTracker, Tracker, Trackers, WandbTracker, read_metrics
 
 
@@ -82,14 +87,21 @@ def train_packed(configs: list[ml_collections.ConfigDict], workdirs: list[str | 
                 _record_failure(workdir, result, started, error)
             raise
     check_packable(configs, [member.plan for member in members])
-    for member in members:
-        write_config(member.workdir, to_json_dict(member.config))
+    for member in members:  # every process checks, so that all of them stop on a different config
+        (write_config if _writes_records() else check_config)(member.workdir, to_json_dict(member.config))
     try:
-        return _train(members, started)
+        with persistent_compilation_cache(configs[0].train.compilation_cache_dir) as cache_counts, \
+                PreemptionWatch() as preemption:
+            return _train(members, started, preemption, cache_counts)
     except BaseException as error:
         for member in members:
             _record_failure(member.workdir, member.result, started, error)
         raise
+
+
+def _writes_records() -> bool:
+    """Whether this process writes config.json, metrics and result.json (process 0 of a multi-host run)."""
+    return jax.process_index() == 0
 
 
 def _record_failure(workdir: Path, result: RunResult, started: float, error: BaseException) -> None:
@@ -97,10 +109,12 @@ def _record_failure(workdir: Path, result: RunResult, started: float, error: Bas
     stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
     result.status, result.error = "interrupted" if stopped else "failed", f"{type(error).__name__}: {error}"
     result.wall_seconds = time.monotonic() - started
-    write_result(workdir, result)
+    if _writes_records():
+        write_result(workdir, result)
 
 
-def _train(members: list[Member], started: float) -> list[RunResult]:
+def _train(members: list[Member], started: float, preemption: PreemptionWatch,
+           cache_counts: Callable[[], dict[str, int]]) -> list[RunResult]:
     # 1. Sizes and settings shared by the pack (check_packable made sure they agree).
     lead = members[0]
     config, plan, facts = lead.config, lead.plan, lead.plan.facts
@@ -115,11 +129,10 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
         member.norm = normalization(member.data.norm_sample)
     eval_sets = lead.data.eval_sets
 
-    # 3. Models, optimizer and schedules; state on the mesh (replicated; batches split over `data`).
-    mesh = sharding.make_mesh(config.mesh)
+    # 3. Models, optimizer, schedules, and the state's layout on the mesh (scaling.sharding's rules).
+    program = build_program(config, facts)
+    mesh = program.mesh
     replicated = sharding.replicated(mesh)
-    tx = make_optimizer(config.optim)
-    train_graph, eval_graph, initial_state = initializer(config.model, facts, tx)
     for member in members:
         member.rates = learning_rates(member.config.optim, member.plan.trunk_steps)
         if member.plan.branch_step is not None:
@@ -131,21 +144,18 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
             flops_per_example=member.plan.flops_per_example, dataset=member.config.data.name,
             num_classes=facts.num_classes, train_examples=member.plan.train_examples,
             resolution=facts.image_shape[0], batch_size=batch_size, num_steps=num_steps,
-            device_kind=jax.devices()[0].device_kind, num_devices=sharding.mesh_size(config.mesh),
+            device_kind=jax.devices()[0].device_kind, num_devices=mesh.devices.size,
         )
-    states = [initial_state(np.int32(member.config.seed)) for member in members]
 
-    # 4. Resume every run from its latest complete checkpoint (a new cooldown branch from its trunk's).
-    start_step, states = _restore(members, states)
-    state = jax.device_put(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), replicated)
+    # 4. Resume every run from its newest readable checkpoint (a new cooldown branch from its trunk's);
+    #    a run starting afresh is initialised in place on the mesh.
+    start_step, states = _restore(members, program)
+    state = program.stack(*states)
+    del states
     norms = jax.device_put(jax.tree.map(lambda *leaves: np.stack(leaves), *[m.norm for m in members]), replicated)
     rates = np.stack([member.rates for member in members])
 
     # 5. Compile the step (vmapped over the pack) ahead of time, on the first batch.
-    step_fn = make_train_step(make_loss_fn(train_graph), tx, facts.num_classes, config.train.label_smoothing,
-                              device_augment(config.data))
-    state_sharding = jax.tree.map(lambda leaf: leaf.sharding, state)
-    train_step = jax.jit(jax.vmap(step_fn), donate_argnums=0, out_shardings=(state_sharding, replicated))
     streams = [member.data.train.iterate(start_step) for member in members]
     seeds = np.array([member.config.data.seed for member in members], np.int32)
 
@@ -157,18 +167,19 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
                 rates[:, min(step, num_steps - 1)], rng)
 
     batch = batch_of(start_step)
-    compiled_step = train_step.lower(state, *batch).compile()
-    eval_step = jax.jit(jax.vmap(make_eval_step(eval_graph, facts.num_classes), in_axes=(0, 0, None, None, None, 0)))
+    compiled_step = program.train_step.lower(state, *batch).compile()
+    eval_step = jax.jit(jax.vmap(make_eval_step(program.eval_graph, facts.num_classes),
+                                 in_axes=(0, 0, None, None, None, 0)))
 
     for member in members:
-        trackers = [JsonlTracker(member.workdir, start_step)]
-        if member.config.wandb.mode != "disabled":
+        trackers = [JsonlTracker(member.workdir, start_step)] if _writes_records() else []
+        if member.config.wandb.mode != "disabled" and _writes_records():
             wandb = member.config.wandb
             trackers.append(WandbTracker(member.workdir, wandb.mode, wandb.project, wandb.group,
                                          member.workdir.name, to_json_dict(member.config)))
         member.trackers = Trackers(trackers)
     peak = _peak_flops(mesh)
-    progress = ProgressLine(num_steps, start_step)
+    progress = ProgressLine(num_steps, start_step, silent=not _writes_records())
     progress.message(
         f"{lead.result.model}: {plan.params:,} params, {plan.flops_per_example:.3g} train FLOPs/example, "
         f"{', '.join(str(m.plan.train_examples) for m in members)} examples of {config.data.name}, "
@@ -189,6 +200,13 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
             members[i].trackers.log(step, {"kind": "eval", "examples_seen": step * batch_size, **metrics[i]})
         return metrics
 
+    def stop_diverged(window: dict[str, np.ndarray], first_step: int) -> None:
+        """Mark every running member whose loss or gradient norm was non-finite in `window` as diverged."""
+        bad = ~(np.isfinite(window["loss"]) & np.isfinite(window["grad_norm"]))
+        for i in running():
+            if bad[:, i].any():
+                _mark_diverged(members[i], first_step + int(np.argmax(bad[:, i])))
+
     # 6. Train: the batch of step s is a pure function of (data.seed, s), so resuming is exact.
     pending, window_start, window_step = [], time.monotonic(), start_step
     step = start_step
@@ -198,8 +216,14 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
         step += 1
         if step < num_steps:
             batch = batch_of(step)
+        preempted = preemption.requested(step)
+        saving = [i for i in running() if preempted or step % config.train.checkpoint_every_steps == 0
+                  or step in members[i].keep_steps]
+        if step % config.train.log_every_steps == 0 or step == num_steps or saving:
+            window = {key: np.stack(values) for key, values in sharding.host_value(_transpose(pending)).items()}
+            stop_diverged(window, window_step + 1)
         if step % config.train.log_every_steps == 0 or step == num_steps:
-            logged = jax.device_get(jax.tree.map(lambda *values: jnp.mean(jnp.stack(values), 0), *pending))
+            logged = {key: values.mean(0) for key, values in window.items()}
             now = time.monotonic()
             speed = (step - window_step) * batch_size / (now - window_start)
             pending, window_start, window_step = [], now, step
@@ -214,21 +238,32 @@ def _train(members: list[Member], started: float) -> list[RunResult]:
             top1 = [evaluate(step)[i]["top1_error"] for i in running()]
             progress.message(f"eval at step {step}: top-1 error {', '.join(f'{e:.4f}' for e in top1)}")
         for i in running():
-            if step % config.train.checkpoint_every_steps == 0 or step in members[i].keep_steps:
-                checkpoint.save(members[i].manager, step, _member_state(state, i))
+            if i in saving:
+                checkpoint.save(members[i].manager, step, program.member_state(state, i))
+        if preempted and step < num_steps:
+            for i in running():
+                members[i].result.status, members[i].result.step = "preempted", step
+                members[i].result.error = f"preempted (SIGTERM) at step {step}; run the same command again to resume"
+            progress.message(f"preempted: checkpointed step {step}; run the same command again to resume")
 
     # 7. Final evaluation, checkpoints and records.
     finished = running()
     if finished:
         final = evaluate(step)
         for i in finished:
-            checkpoint.save(members[i].manager, step, _member_state(state, i))
+            checkpoint.save(members[i].manager, step, program.member_state(state, i))
             members[i].result.final_eval, members[i].result.status = final[i], "completed"
             members[i].result.step = step
         progress.message("done: top-1 error " + ", ".join(f"{final[i]['top1_error']:.4f}" for i in finished))
     for member in members:
+        member.result.compilation_cache = cache_counts()
         _finish(member, batch_size, started)
     return [member.result for member in members]
+
+
+def _transpose(pending: list[dict[str, jax.Array]]) -> dict[str, list[jax.Array]]:
+    """Per-step metric dicts as one list per metric."""
+    return {key: [metrics[key] for metrics in pending] for key in pending[0]}
 
 
 def _peak_flops(mesh: jax.sharding.Mesh) -> float | None:
@@ -240,7 +275,7 @@ def _peak_flops(mesh: jax.sharding.Mesh) -> float | None:
 
 
 def _log_train(member: Member, step: int, metrics: dict[str, float], speed: float, peak: float | None) -> None:
-    """Log one member's training metrics and throughput; a non-finite value marks it diverged."""
+    """Log one member's training metrics and throughput."""
     devices = member.result.num_devices
     mfu = model_flops_utilization(member.plan.flops_per_example, speed, devices, peak) if peak else None
     member.trackers.log(step, {
@@ -248,18 +283,27 @@ def _log_train(member: Member, step: int, metrics: dict[str, float], speed: floa
         "train_top1_error": metrics["top1_error"], "grad_norm": metrics["grad_norm"],
         "lr": float(member.rates[step - 1]), "examples_per_second": speed, "mfu": mfu,
     })
-    if not all(math.isfinite(value) for value in metrics.values()):
-        member.result.status, member.result.step = "diverged", step
-        member.result.error = (
-            f"non-finite training metrics at step {step}: {metrics}; lower optim.lr or set optim.grad_clip_norm"
-        )
+
+
+def _mark_diverged(member: Member, step: int) -> None:
+    """Record that the member's loss or gradients became non-finite at `step`; its checkpoints stay as they are."""
+    member.result.status, member.result.step = "diverged", step
+    member.manager.wait_until_finished()
+    good = member.manager.latest_step()
+    member.result.error = (
+        f"loss or gradient norm non-finite at step {step} (last good checkpoint: "
+        f"{'none' if good is None else f'step {good}'}); lower optim.lr, set optim.grad_clip_norm, "
+        "or use train.compute_dtype='float32'"
+    )
 
 
 def _finish(member: Member, batch_size: int, started: float) -> None:
-    """Close a member's checkpoints and trackers and write its result."""
+    """Close a member's checkpoints and trackers and write its result (process 0)."""
     member.manager.wait_until_finished()
     member.manager.close()
     member.trackers.close()
+    if not _writes_records():
+        return
     lines = read_metrics(member.workdir)
     evals = [line for line in lines if line["kind"] == "eval"]
     windows = [line for line in lines if line["kind"] == "train"]
@@ -276,26 +320,32 @@ def _finish(member: Member, batch_size: int, started: float) -> None:
     write_result(member.workdir, result)
 
 
-def _restore(members: list[Member], states: list[dict]) -> tuple[int, list[dict]]:
-    """The common step to resume from and every member's state there (a new branch starts at its trunk's)."""
-    starts = []
+def _restore(members: list[Member], program: Program) -> tuple[int, list[TrainState]]:
+    """The common step to resume from and every member's state there, laid out on the mesh.
+
+    Each run resumes from its newest readable checkpoint; a new cooldown branch starts from its trunk's
+    checkpoint at the branch point; a pack resumes where its least advanced run stands.
+    """
+    newest = []
     for member in members:
         member.manager = checkpoint.checkpoint_manager(
             member.workdir, member.config.train.keep_checkpoints, member.keep_steps
         )
-        latest = member.manager.latest_step()
-        starts.append(latest if latest is not None else (member.plan.branch_step or 0))
+        newest.append(checkpoint.restore_newest(member.manager, program.abstract_state))
+    starts = [found[0] if found else (member.plan.branch_step or 0) for member, found in zip(members, newest)]
     start = min(starts)
     restored = []
-    for member, state, own in zip(members, states, starts):
+    for member, found, own in zip(members, newest, starts):
         if start == 0:
-            restored.append(state)
-        elif member.manager.latest_step() is not None and start in member.manager.all_steps():
-            restored.append(checkpoint.restore(member.manager, start, state))
+            restored.append(program.initial_state(np.int32(member.config.seed)))
+        elif found and found[0] == start:
+            restored.append(found[1])
+        elif start in member.manager.all_steps():
+            restored.append(checkpoint.restore(member.manager, start, program.abstract_state))
         elif member.plan.branch_step == start:
             trunk = member.workdir.parent / member.config.train.branch_from
             with checkpoint.checkpoint_manager(trunk, member.config.train.keep_checkpoints) as trunk_manager:
-                restored.append(checkpoint.restore(trunk_manager, start, state))
+                restored.append(checkpoint.restore(trunk_manager, start, program.abstract_state))
         else:
             raise CheckpointError(
                 f"{member.workdir} has checkpoints {member.manager.all_steps()} but its pack resumes at step {start} "
@@ -304,33 +354,6 @@ def _restore(members: list[Member], states: list[dict]) -> tuple[int, list[dict]
     for member in members:
         member.result.step = start
     return start, restored
-
-
-@jax.jit
-def _member_state(state: dict, index: jax.Array) -> dict:
-    """One member's slice of the packed state (what its own checkpoints hold); one compile for all members."""
-    return jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index, keepdims=False), state)
-
-
-def initializer(
-    model_config: ml_collections.ConfigDict, facts: DatasetFacts, tx: optax.GradientTransformation
-) -> tuple[nnx.GraphDef, nnx.GraphDef, Callable[[np.int32], TrainState]]:
-    """Train and eval graph definitions, and a jitted seed -> initial train state (one compile for a pack).
-
-    Eager NNX initialisation compiles every initialiser on its own; one jitted construction from an
-    RBG key (cheaper to compile than threefry) cuts start-up several-fold.
-    """
-
-    def build(seed: jax.Array) -> nnx.Module:
-        rngs = nnx.Rngs(jax.random.key(seed, impl="rbg"))
-        return build_model(model_config, image_shape=facts.image_shape, num_classes=facts.num_classes, rngs=rngs)
-
-    def initial_state(seed: jax.Array) -> TrainState:
-        _, _, params, rest = split_model(build(seed))
-        return {"params": params, "rest": rest, "opt_state": tx.init(params)}
-
-    train_graph, eval_graph, _, _ = split_model(nnx.eval_shape(lambda: build(jnp.int32(0))))
-    return train_graph, eval_graph, jax.jit(initial_state)
 
 
 def _metric_names(eval_set: str, metrics: dict[str, float]) -> dict[str, float]:
@@ -358,7 +381,7 @@ def _evaluate(eval_step, state, examples: EvalSet, batch_size: int, mesh, norms:
         local = [np.array_split(a, jax.process_count())[jax.process_index()] for a in (images, labels, mask)]
         sums = eval_step(state["params"], state["rest"], *sharding.global_batch(mesh, *local), norms)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    totals = jax.device_get(totals)
+    totals = sharding.host_value(totals)
     return [
         {
             "eval_loss": float(totals["loss"][i] / totals["count"][i]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import ml_collections
 
 from scaling.data import DatasetFacts
@@ -13,16 +12,22 @@ from scaling.data.pipeline import PIPELINES, eval_split
 from scaling.defaults import DURATIONS, OPTIMIZERS, SCHEDULES, WANDB_MODES
 from scaling.errors import ConfigError
 from scaling.models import validate_model_config
-from scaling.sharding import mesh_size
+from scaling.program import COMPUTE_DTYPES
+from scaling.sharding import batch_shards, mesh_shape
 
 
 def validate_config(config: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
     """Raise ConfigError naming the first bad field and its fix."""
     _validate_data(config.data, facts)
+    validate_compute(config, facts)
+
+
+def validate_compute(config: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
+    """The checks that need only the images' shape and the classes (not the splits): model, mesh, training."""
     num_classes = config.data.classes or facts.num_classes
     validate_model_config(config.model, image_shape=facts.image_shape, num_classes=num_classes)
     _validate_mesh(config.mesh)
-    _validate_train(config.train, mesh_size(config.mesh))
+    _validate_train(config.train, batch_shards(config.mesh))
     _validate_optim(config.optim)
     if config.train.branch_from is not None and config.optim.cooldown_fraction == 0.0:
         raise ConfigError("a cooldown branch (train.branch_from) needs optim.cooldown_fraction > 0, e.g. 0.2")
@@ -75,12 +80,12 @@ def _validate_data(data: ml_collections.ConfigDict, facts: DatasetFacts) -> None
 
 
 def _validate_mesh(mesh: ml_collections.ConfigDict) -> None:
-    devices = jax.device_count()
-    if mesh.data != -1 and not 1 <= mesh.data <= devices:
-        raise ConfigError(f"mesh.data={mesh.data} but there are {devices} devices; use 1..{devices} or -1 for all")
+    mesh_shape(mesh)
+    if mesh.fsdp_min_size < 1:
+        raise ConfigError(f"mesh.fsdp_min_size must be at least 1, got {mesh.fsdp_min_size}")
 
 
-def _validate_train(train: ml_collections.ConfigDict, data_devices: int) -> None:
+def _validate_train(train: ml_collections.ConfigDict, batch_parts: int) -> None:
     durations = {key: train[key] for key in DURATIONS if train[key] is not None}
     if len(durations) != 1:
         raise ConfigError(
@@ -91,11 +96,18 @@ def _validate_train(train: ml_collections.ConfigDict, data_devices: int) -> None
     if value <= 0:
         raise ConfigError(f"train.{key} must be positive, got {value}")
     for key in ("batch_size", "eval_batch_size"):
-        if train[key] <= 0 or train[key] % data_devices:
+        if train[key] <= 0 or train[key] % batch_parts:
             raise ConfigError(
-                f"train.{key}={train[key]} does not divide over the {data_devices} devices of the data axis; "
-                f"use a positive multiple of {data_devices}"
+                f"train.{key}={train[key]} does not divide over the {batch_parts} devices of the mesh's data x fsdp "
+                f"axes; use a positive multiple of {batch_parts}"
             )
+    if train.microbatches < 1 or train.batch_size % (train.microbatches * batch_parts):
+        raise ConfigError(
+            f"train.microbatches={train.microbatches} must be at least 1 and split train.batch_size={train.batch_size} "
+            f"into equal micro-batches that divide over the {batch_parts} batch devices; use a divisor of "
+            f"{train.batch_size // batch_parts if train.batch_size % batch_parts == 0 else train.batch_size}"
+        )
+    _choice("train.compute_dtype", train.compute_dtype, tuple(COMPUTE_DTYPES))
     for key in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
         if train[key] < 1:
             raise ConfigError(f"train.{key} must be at least 1, got {train[key]}")

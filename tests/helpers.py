@@ -33,9 +33,12 @@ def tiny_config(family: str, data_dir: str, *overrides: str) -> ml_collections.C
 
 
 def final_checkpoint_leaves(workdir: Path) -> dict[str, np.ndarray]:
-    """Every array of the latest checkpoint in `workdir`, by its path in the state."""
+    """Every array of the latest checkpoint in `workdir`, by its path in the state (on one device here when it
+    was saved from devices this process lacks, e.g. by several processes)."""
+    here = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     with ocp.CheckpointManager((workdir / "checkpoints").absolute()) as manager:
-        restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+        restored = manager.restore(manager.latest_step(),
+                                   args=ocp.args.StandardRestore(fallback_sharding=here))
     return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]}
 
 

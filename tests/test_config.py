@@ -69,6 +69,11 @@ def test_default_configs_are_valid():
         (["optim.lr=0"], "optim.lr"),
         (["data.eval_split=validation"], "data.eval_split"),
         (["mesh.data=16"], "mesh.data"),
+        (["mesh.fsdp=3"], "mesh.fsdp=3"),
+        (["mesh.fsdp=-1"], "at most one -1"),
+        (["mesh.data=2", "mesh.fsdp=2", "train.batch_size=130"], "train.batch_size"),
+        (["train.microbatches=3"], "train.microbatches"),
+        (["train.compute_dtype=float16"], "train.compute_dtype"),
         (["wandb.mode=cloud"], "wandb.mode"),
     ],
 )

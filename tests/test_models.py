@@ -136,7 +136,7 @@ def test_every_family_trains_on_eight_devices(name: str) -> None:
     train_graph = split_model(nnx.eval_shape(build))[0]
     params, rest = jax.jit(lambda: tuple(nnx.split(build(), nnx.Param, ...)[1:]), compiler_options=QUICK_COMPILE)()
     loss_fn = make_loss_fn(train_graph)
-    mesh = make_mesh(ml_collections.ConfigDict({"data": -1}))
+    mesh = make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}))
     rng = np.random.default_rng(0)
     images, targets = global_batch(mesh, rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8),
                                    np.eye(10, dtype=np.float32)[rng.integers(0, 10, 8)])

@@ -1,6 +1,8 @@
 """Training end to end on the digits: loss falls, data parallelism is exact, resume is exact."""
 
 import os
+import random
+import signal
 import subprocess
 import sys
 import time
@@ -10,7 +12,8 @@ import numpy as np
 import pytest
 
 from helpers import assert_same_checkpoints, tiny_args, tiny_config
-from scaling.cli import main
+from scaling.cli import PREEMPTED_EXIT, main
+from scaling.records import read_result
 from scaling.tracking import read_metrics
 from scaling.train import train_and_evaluate
 
@@ -47,23 +50,75 @@ def _complete_steps(workdir: Path) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
 
 
-def test_killed_run_resumed_by_rerunning_matches_uninterrupted(digits_data_dir, tmp_path):
-    args = tiny_args("resnet", digits_data_dir, "train.steps=300", "train.checkpoint_every_steps=25", "train.log_every_steps=25")
-    assert main(["train", *args, "--workdir", str(tmp_path / "whole")]) == 0
+RESUME_ARGS = ("train.steps=300", "train.checkpoint_every_steps=25", "train.log_every_steps=25")
 
-    interrupted = tmp_path / "interrupted"
-    command = [sys.executable, "-m", "scaling.cli", "train", *args, "--workdir", str(interrupted)]
-    process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stderr=subprocess.DEVNULL)
+
+@pytest.fixture(scope="module")
+def uninterrupted(digits_data_dir, tmp_path_factory) -> Path:
+    """The reference run that interrupted runs must reproduce."""
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    assert main(["train", *tiny_args("resnet", digits_data_dir, *RESUME_ARGS), "--workdir", str(workdir)]) == 0
+    return workdir
+
+
+def _start(args: list[str], workdir: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "scaling.cli", "train", *args, "--workdir", str(workdir)]
+    return subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stderr=subprocess.DEVNULL)
+
+
+def _wait_for_checkpoint(process: subprocess.Popen, workdir: Path, step: int) -> None:
     deadline = time.monotonic() + 120
-    while not any(step >= 50 for step in _complete_steps(interrupted)) and time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it could be killed"
+    while not any(done >= step for done in _complete_steps(workdir)) and time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be stopped"
         time.sleep(0.02)
+
+
+def _assert_resumes_to_the_uninterrupted_run(args: list[str], workdir: Path, uninterrupted: Path) -> None:
+    assert main(["train", *args, "--workdir", str(workdir)]) == 0
+    metrics = read_metrics(workdir)
+    assert [line["step"] for line in metrics if line["kind"] == "train"] == list(range(25, 301, 25))
+    assert_same_checkpoints(workdir, uninterrupted)
+
+
+def test_killed_run_resumed_by_rerunning_matches_uninterrupted(digits_data_dir, tmp_path, uninterrupted):
+    """kill -9 at a random moment after a random checkpoint (possibly in the middle of a save)."""
+    kill_after = random.Random().randrange(25, 250, 25)
+    args = tiny_args("resnet", digits_data_dir, *RESUME_ARGS)
+    process = _start(args, tmp_path)
+    _wait_for_checkpoint(process, tmp_path, kill_after)
+    time.sleep(random.Random().uniform(0, 0.2))
     process.kill()
     process.wait()
-    killed_at = max(_complete_steps(interrupted))
-    assert 50 <= killed_at < 300, f"kill came too late (latest checkpoint {killed_at})"
+    killed_at = max(_complete_steps(tmp_path))
+    assert kill_after <= killed_at < 300, f"kill came too late (latest checkpoint {killed_at}, aimed after {kill_after})"
+    _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
 
-    assert main(["train", *args, "--workdir", str(interrupted)]) == 0
-    metrics = read_metrics(interrupted)
-    assert [line["step"] for line in metrics if line["kind"] == "train"] == list(range(25, 301, 25))
-    assert_same_checkpoints(interrupted, tmp_path / "whole")
+
+def test_sigterm_checkpoints_records_preempted_and_the_rerun_resumes(digits_data_dir, tmp_path, uninterrupted):
+    args = tiny_args("resnet", digits_data_dir, *RESUME_ARGS)
+    process = _start(args, tmp_path)
+    _wait_for_checkpoint(process, tmp_path, 50)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == PREEMPTED_EXIT
+    result = read_result(tmp_path)
+    assert result["status"] == "preempted" and 50 < result["step"] < 300
+    assert max(_complete_steps(tmp_path)) == result["step"]  # checkpointed where it stopped, off the schedule
+    _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
+    assert read_result(tmp_path)["status"] == "completed"
+
+
+def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_previous_one_used(
+        digits_data_dir, tmp_path, uninterrupted, capsys):
+    args = tiny_args("resnet", digits_data_dir, *RESUME_ARGS)
+    process = _start(args, tmp_path)
+    _wait_for_checkpoint(process, tmp_path, 75)
+    process.kill()
+    process.wait()
+    newest = max(_complete_steps(tmp_path))
+    for path in (tmp_path / "checkpoints" / str(newest)).rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"")  # a partial copy or a damaged disk: the step folder exists, its files are empty
+    (tmp_path / "checkpoints" / f"{newest + 25}.orbax-checkpoint-tmp-1").mkdir()  # a save killed midway
+    _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
+    assert (tmp_path / "checkpoints" / f"{newest}.unreadable").is_dir()
+    assert f"checkpoint step {newest}" in capsys.readouterr().err

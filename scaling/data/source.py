@@ -166,7 +166,23 @@ def _split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
 
 def dataset_facts(name: str, data_dir: str | None, resolution: int | None = None) -> DatasetFacts:
     """Classes, image shape and split sizes of a prepared dataset, from metadata only."""
-    builder = open_builder(name, data_dir)
+    return _facts(open_builder(name, data_dir), name, resolution)
+
+
+def declared_facts(name: str, data_dir: str | None, resolution: int | None = None) -> DatasetFacts:
+    """Classes and image shape from a dataset's tfds definition, prepared or not (split sizes only if
+    prepared): enough to compile a model for it ahead of time."""
+    try:
+        return dataset_facts(name, data_dir, resolution)
+    except DataError as error:
+        try:
+            builder = tfds.builder(name, data_dir=data_dir)
+        except tfds.core.registered.DatasetNotFoundError:
+            raise error from None
+        return _facts(builder, name, resolution, prepared=False)
+
+
+def _facts(builder: tfds.core.DatasetBuilder, name: str, resolution: int | None, prepared: bool = True) -> DatasetFacts:
     height, width, channels = _stored_shape(builder)
     if channels is None:
         raise DataError(f"Dataset {name!r} does not fix its number of image channels.")
@@ -180,7 +196,7 @@ def dataset_facts(name: str, data_dir: str | None, resolution: int | None = None
             "(images are centre-cropped to a square and resized to it)."
         )
     num_classes = _label_feature(builder).num_classes
-    split_sizes = {s: int(info.num_examples) for s, info in builder.info.splits.items()}
+    split_sizes = {s: int(info.num_examples) for s, info in builder.info.splits.items()} if prepared else {}
     return DatasetFacts(
         name=name,
         num_classes=int(num_classes),

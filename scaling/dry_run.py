@@ -1,0 +1,101 @@
+"""`scaling train --dry-run`: compile a config's train step ahead of time for its mesh and report what it
+would need, without reading data or training."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from scaling import sharding
+from scaling.data.source import declared_facts
+from scaling.models import describe_model
+from scaling.program import build_program
+from scaling.validation import validate_compute, validate_config
+
+
+def dry_run(config: ml_collections.ConfigDict) -> str:
+    """A report of the compiled step: mesh, memory per device, FLOPs per step, layout of each parameter group.
+
+    The dataset need not be prepared: its tfds definition gives the classes, and data.resolution the image
+    size (the splits are then not checked).
+    """
+    facts = declared_facts(config.data.name, config.data.data_dir, config.data.resolution)
+    if facts.split_sizes:
+        validate_config(config, facts)
+    else:
+        validate_compute(config, facts)
+    facts = dataclasses.replace(facts, num_classes=config.data.classes or facts.num_classes)
+    program = build_program(config, facts)
+    mesh, batch = program.mesh, config.train.batch_size
+    state = jax.tree.map(
+        lambda leaf, where: jax.ShapeDtypeStruct((1, *leaf.shape), leaf.dtype, sharding=where),
+        program.abstract_state, program.packed_shardings,
+    )
+    channels = facts.image_shape[-1]
+    args = (
+        jax.ShapeDtypeStruct((1, batch, *facts.image_shape), jnp.uint8, sharding=sharding.batch_sharded(mesh, True)),
+        jax.ShapeDtypeStruct((1, batch), jnp.int32, sharding=sharding.batch_sharded(mesh, True)),
+        {key: jax.ShapeDtypeStruct((1, channels), jnp.float32) for key in ("mean", "std")},
+        jax.ShapeDtypeStruct((1,), jnp.float32),
+        jax.ShapeDtypeStruct((1, 2), jnp.int32),
+    )
+    lowered = program.train_step.lower(state, *args)
+    compiled = lowered.compile()
+    memory = compiled.memory_analysis()
+    flops = _flops(lowered.cost_analysis())
+    params = program.abstract_state["params"]
+    num_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
+    lines = [
+        f"{describe_model(config.model)}: {num_params:,} parameters, {facts.image_shape} images, "
+        f"{facts.num_classes} classes ({facts.name}{'' if facts.split_sizes else ', not prepared here'})",
+        f"mesh: {', '.join(f'{axis}={size}' for axis, size in mesh.shape.items())} on {mesh.devices.size} "
+        f"{mesh.devices.flat[0].device_kind} devices ({jax.process_count()} process(es))",
+        f"step: global batch {batch} in {config.train.microbatches} micro-batch(es), "
+        f"{config.train.compute_dtype} compute, float32 parameters and optimizer state",
+        f"FLOPs per step: {flops:.4g} (XLA, whole step before partitioning; {flops / batch:.4g} per example)",
+        f"memory per device: {_mib(_state_bytes_per_device(program.abstract_state))} train state, "
+        f"{_mib(memory.argument_size_in_bytes)} arguments, {_mib(memory.output_size_in_bytes)} outputs, "
+        f"{_mib(memory.temp_size_in_bytes)} temporaries, {_mib(memory.alias_size_in_bytes)} donated, "
+        f"{_mib(memory.generated_code_size_in_bytes)} code; peak about "
+        f"{_mib(memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes - memory.alias_size_in_bytes)}",
+        "parameter layout (optimizer state follows its parameter; PartitionSpec over the mesh axes):",
+    ]
+    lines += _parameter_groups(params)
+    return "\n".join(lines)
+
+
+def _flops(analysis: dict | list) -> float:
+    return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])
+
+
+def _mib(size: float) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
+def _state_bytes_per_device(abstract_state) -> int:
+    """Bytes of the train state held by one device under its shardings."""
+    return sum(
+        int(np.prod(leaf.sharding.shard_shape(leaf.shape))) * leaf.dtype.itemsize for leaf in jax.tree.leaves(abstract_state)
+    )
+
+
+def _parameter_groups(params) -> list[str]:
+    """One line per parameter group (paths with block numbers replaced by *, same layout): arrays, size, layout."""
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = re.sub(r"/\d+/", "/*/", sharding.path_name(path))
+        groups[name, str(tuple(leaf.sharding.spec))].append(leaf)
+    width = max(len(name) for name, _ in groups)
+    lines = []
+    for (name, spec), leaves in sorted(groups.items()):
+        size = sum(int(np.prod(leaf.shape)) for leaf in leaves)
+        shard = leaves[0].sharding.shard_shape(leaves[0].shape)
+        lines.append(f"  {name:<{width}}  x{len(leaves):<3} {size:>12,} params  {str(leaves[0].shape):<18} "
+                     f"-> {str(shard):<18} {spec}")
+    return lines

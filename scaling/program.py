@@ -1,0 +1,93 @@
+"""The model, optimizer state and train step of a config laid out on its mesh: what training, the
+dry run and the step benchmark compile."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from scaling import sharding
+from scaling.data import DatasetFacts
+from scaling.data.pipeline import device_augment
+from scaling.models import build_model
+from scaling.optim import make_optimizer
+from scaling.steps import TrainState, make_loss_fn, make_train_step, split_model
+
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}  # None: the parameters' float32
+
+
+@dataclasses.dataclass
+class Program:
+    """A config's graphs and jitted functions on `mesh`; states of a pack are stacked over a leading axis."""
+
+    mesh: jax.sharding.Mesh
+    train_graph: nnx.GraphDef
+    eval_graph: nnx.GraphDef
+    shardings: Any  # of one run's train state
+    abstract_state: Any  # one run's train state as ShapeDtypeStructs carrying their shardings
+    initial_state: Callable[[np.int32], TrainState]  # seed -> one run's state, created in place on the mesh
+    train_step: Callable  # jitted, vmapped over the pack, donates the state
+    member_state: Callable  # (packed state, index) -> one run's state
+    stack: Callable  # one run's states -> the packed state
+
+    @property
+    def packed_shardings(self) -> Any:
+        """The shardings of the packed state."""
+        return sharding.packed(self.shardings)
+
+
+def build_program(config: ml_collections.ConfigDict, facts: DatasetFacts) -> Program:
+    """Graphs, state layout (`sharding.state_shardings`) and jitted init/step/stack functions of `config`."""
+    mesh = sharding.make_mesh(config.mesh)
+    tx = make_optimizer(config.optim)
+    train_graph, eval_graph, initial_state = initializer(config.model, facts, tx, config.train.compute_dtype)
+    abstract = jax.eval_shape(initial_state, np.int32(0))
+    shardings = sharding.state_shardings(mesh, abstract, config.mesh.fsdp_min_size)
+    packed = sharding.packed(shardings)
+    step_fn = make_train_step(make_loss_fn(train_graph), tx, facts.num_classes, config.train.label_smoothing,
+                              device_augment(config.data), config.train.microbatches)
+    return Program(
+        mesh=mesh, train_graph=train_graph, eval_graph=eval_graph, shardings=shardings,
+        abstract_state=jax.tree.map(lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
+                                    abstract, shardings),
+        initial_state=jax.jit(initial_state, out_shardings=shardings),
+        train_step=jax.jit(jax.vmap(step_fn), donate_argnums=0, out_shardings=(packed, sharding.replicated(mesh))),
+        member_state=jax.jit(
+            lambda state, index: jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index, keepdims=False),
+                                              state),
+            out_shardings=shardings,
+        ),
+        stack=jax.jit(lambda *states: jax.tree.map(lambda *leaves: jnp.stack(leaves), *states), out_shardings=packed),
+    )
+
+
+def initializer(
+    model_config: ml_collections.ConfigDict, facts: DatasetFacts, tx: optax.GradientTransformation,
+    compute_dtype: str = "float32",
+) -> tuple[nnx.GraphDef, nnx.GraphDef, Callable[[jax.Array], TrainState]]:
+    """Train and eval graph definitions (computing in `compute_dtype`), and a pure seed -> initial train state.
+
+    Parameters and optimizer state are float32 whatever the compute dtype. Jit the initializer: eager NNX
+    initialisation compiles every initialiser on its own, and one jitted construction from an RBG key
+    (cheaper to compile than threefry) cuts start-up several-fold.
+    """
+
+    def build(seed: jax.Array) -> nnx.Module:
+        rngs = nnx.Rngs(jax.random.key(seed, impl="rbg"))
+        return build_model(model_config, image_shape=facts.image_shape, num_classes=facts.num_classes, rngs=rngs,
+                           dtype=COMPUTE_DTYPES[compute_dtype])
+
+    def initial_state(seed: jax.Array) -> TrainState:
+        _, _, params, rest = split_model(build(seed))
+        return {"params": params, "rest": rest, "opt_state": tx.init(params)}
+
+    train_graph, eval_graph, _, _ = split_model(nnx.eval_shape(lambda: build(jnp.int32(0))))
+    return train_graph, eval_graph, initial_state

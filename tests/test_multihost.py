@@ -1,0 +1,122 @@
+"""One run over several JAX processes: joining them, and two processes on localhost training like one."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from helpers import assert_same_checkpoints, tiny_args
+from scaling import distributed
+from scaling.cli import main
+from scaling.errors import ConfigError
+from scaling.records import read_result
+from scaling.tracking import read_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_STEP_NODELIST", "SLURM_PROCID",
+                     "SLURM_LOCALID", "OMPI_MCA_orte_hnp_uri", "KUBERNETES_SERVICE_HOST", "TPU_WORKER_HOSTNAMES")
+
+
+@pytest.fixture
+def joins(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The arguments of every `jax.distributed.initialize` call, in an environment with no cluster."""
+    for name in CLUSTER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **arguments: calls.append(arguments))
+    return calls
+
+
+def _slurm(monkeypatch: pytest.MonkeyPatch, tasks: int) -> None:
+    for name, value in {"SLURM_JOB_ID": "42", "SLURM_NTASKS": str(tasks), "SLURM_STEP_NODELIST": "node[001-002]",
+                        "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_single_process_starts_no_coordinator(joins, monkeypatch):
+    distributed.initialize(None, None, None)
+    _slurm(monkeypatch, tasks=1)  # a one-task job of the sweep's Slurm launcher
+    distributed.initialize(None, None, None)
+    assert joins == []
+
+
+def test_a_cluster_of_several_processes_is_joined_as_jax_detects_it(joins, monkeypatch):
+    _slurm(monkeypatch, tasks=2)
+    distributed.initialize(None, None, None)
+    monkeypatch.delenv("SLURM_JOB_ID")
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "node001:1234")
+    distributed.initialize(None, None, None)
+    assert joins == [{}, {}]
+
+
+def test_explicit_flags_join_the_coordinator(joins):
+    distributed.initialize("10.0.0.1:1234", 4, 3)
+    assert joins == [{"coordinator_address": "10.0.0.1:1234", "num_processes": 4, "process_id": 3}]
+
+
+@pytest.mark.parametrize("flags, message", [
+    ((None, 2, 0), "--coordinator missing"),
+    (("localhost:1234", None, None), "--num-processes, --process-id missing"),
+    (("localhost", 2, 0), "not HOST:PORT"),
+    (("localhost:1234", 2, 2), "0 to N-1"),
+])
+def test_incomplete_or_wrong_flags_are_clear_errors(joins, flags, message):
+    with pytest.raises(ConfigError, match=message):
+        distributed.initialize(*flags)
+    assert joins == []
+
+
+def test_cli_reports_incomplete_flags(joins, capsys, tmp_path):
+    assert main(["train", "--config", "configs/resnet.py", "--workdir", str(tmp_path), "--num-processes", "2"]) == 2
+    assert "--coordinator, --process-id missing" in capsys.readouterr().err
+    assert joins == [] and not any(tmp_path.iterdir())
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def _train_lines(workdir: Path) -> list[dict]:
+    return [line for line in read_metrics(workdir) if line["kind"] == "train"]
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(digits_data_dir, tmp_path):
+    """2 processes x 4 devices on localhost (gloo collectives) against 1 process x 8 devices, same batches."""
+    args = tiny_args("resnet", digits_data_dir, "train.steps=3", "train.log_every_steps=1", "mesh.data=-1",
+                     "optim.name=sgd", "optim.lr=0.1")
+    two, one = tmp_path / "two", tmp_path / "one"
+    flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
+    env = {**os.environ, "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count=4".strip()}
+    coordinator = f"localhost:{_free_port()}"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "scaling.cli", "train", *args, "--workdir", str(two), "--coordinator", coordinator,
+             "--num-processes", "2", "--process-id", str(index)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for index in range(2)
+    ]
+    try:
+        logs = [process.communicate(timeout=240)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()  # a hung process fails the test instead of blocking it
+    assert [process.returncode for process in processes] == [0, 0], "\n\n".join(log[-3000:] for log in logs)
+
+    assert main(["train", *args, "--workdir", str(one)]) == 0
+    assert read_result(two)["status"] == "completed" and read_result(two)["num_devices"] == 8
+    assert sorted(path.name for path in two.iterdir()) == sorted(path.name for path in one.iterdir())
+    lines, expected = _train_lines(two), _train_lines(one)
+    assert [line["step"] for line in lines] == [1, 2, 3]  # process 0 alone logs each step
+    np.testing.assert_allclose([line["train_loss"] for line in lines], [line["train_loss"] for line in expected],
+                               rtol=1e-5)
+    assert read_result(two)["final_eval"] == pytest.approx(read_result(one)["final_eval"], rel=1e-5)
+    assert_same_checkpoints(two, one, rtol=1e-3, atol=5e-5)  # reduction order differs

@@ -1,0 +1,138 @@
+"""Scale-out on the 8 virtual devices: partition rules, FSDP and tensor-parallel meshes, bf16, gradient
+accumulation, the dry run, the persistent compilation cache and divergence."""
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from helpers import assert_same_checkpoints, final_checkpoint_leaves, tiny_args, tiny_config
+from scaling.cli import main
+from scaling.errors import ConfigError
+from scaling.program import initializer
+from scaling.optim import make_optimizer
+from scaling.sharding import make_mesh, state_shardings
+from scaling.data import dataset_facts
+from scaling.tracking import read_metrics
+from scaling.train import train_and_evaluate
+from scaling.plan import plan_run
+from scaling.records import read_result
+
+VIT = "configs/vit.py:width=16,depth=2,num_heads=2,patch_size=2"
+
+
+def _train_losses(workdir) -> list[float]:
+    return [line["train_loss"] for line in read_metrics(workdir) if line["kind"] == "train"]
+
+
+def _layouts(config, digits_data_dir) -> dict[str, P]:
+    facts = dataset_facts("digits", digits_data_dir)
+    _, _, initial_state = initializer(config.model, facts, make_optimizer(config.optim))
+    abstract = jax.eval_shape(initial_state, np.int32(0))
+    shardings = state_shardings(make_mesh(config.mesh), abstract, config.mesh.fsdp_min_size)
+    flat = jax.tree_util.tree_flatten_with_path(shardings)[0]
+    return {jax.tree_util.keystr(path): leaf.spec for path, leaf in flat}
+
+
+def test_partition_rules_split_vit_heads_and_mlp_and_fsdp_the_largest_divisible_dimension(digits_data_dir):
+    config = tiny_config("vit", digits_data_dir, "mesh.data=1", "mesh.fsdp=4", "mesh.tensor=2", "mesh.fsdp_min_size=100")
+    specs = _layouts(config, digits_data_dir)
+
+    def spec(suffix: str, state: str = "['params']") -> P:
+        (value,) = [v for k, v in specs.items() if k.startswith(state) and k.endswith(suffix)]
+        return value
+
+    assert spec("[0]['attn']['query']['kernel'].value") == P("fsdp", "tensor", None)  # [16 width, 2 heads, 8]
+    assert spec("[0]['attn']['out']['kernel'].value") == P("tensor", None, "fsdp")  # [2 heads, 8, 16 width]
+    assert spec("[0]['mlp_in']['kernel'].value") == P("fsdp", "tensor")  # [16, 64 hidden]
+    assert spec("[0]['mlp_out']['kernel'].value") == P("tensor", "fsdp")  # [64 hidden, 16]
+    assert spec("['head']['kernel'].value") == P("fsdp", None)  # [16, 10]: 10 does not divide by 4
+    assert spec("[0]['mlp_in']['bias'].value") == P("tensor")  # 64 elements < fsdp_min_size: no fsdp
+    assert spec("[0]['attn_norm']['scale'].value") == P(None)  # replicated
+    assert spec("[0]['attn']['query']['kernel'].value", "['opt_state'][0].mu") == P("fsdp", "tensor", None)  # adam follows
+    assert spec(".count", "['opt_state']") == P()
+
+
+def test_tensor_axis_without_rules_and_indivisible_heads_are_config_errors(digits_data_dir):
+    with pytest.raises(ConfigError, match="no parameter of this model has a tensor-parallel rule"):
+        _layouts(tiny_config("resnet", digits_data_dir, "mesh.data=4", "mesh.tensor=2"), digits_data_dir)
+    with pytest.raises(ConfigError, match="mesh.tensor=4 does not divide"):
+        _layouts(tiny_config("vit", digits_data_dir, "mesh.data=2", "mesh.tensor=4"), digits_data_dir)
+
+
+@pytest.mark.parametrize("family, meshes", [
+    ("vit", ["mesh.data=2,mesh.fsdp=4", "mesh.data=2,mesh.fsdp=2,mesh.tensor=2"]),
+    ("resnet", ["mesh.data=1,mesh.fsdp=8"]),
+])
+def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(family, meshes, digits_data_dir, tmp_path):
+    """Same global batch on one device and on FSDP / tensor-parallel meshes of 8 (sgd: Adam magnifies round-off)."""
+    common = ["train.steps=4", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1", "mesh.fsdp_min_size=1"]
+    train_and_evaluate(tiny_config(family, digits_data_dir, *common, "mesh.data=1"), tmp_path / "single")
+    for index, mesh in enumerate(meshes):
+        workdir = tmp_path / f"mesh{index}"
+        result = train_and_evaluate(tiny_config(family, digits_data_dir, *common, *mesh.split(",")), workdir)
+        assert result.status == "completed" and result.num_devices == 8
+        np.testing.assert_allclose(_train_losses(workdir), _train_losses(tmp_path / "single"), rtol=2e-5, err_msg=mesh)
+        assert_same_checkpoints(workdir, tmp_path / "single", rtol=1e-3, atol=5e-5)
+
+
+def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(digits_data_dir, tmp_path):
+    common = ["train.steps=6", "train.log_every_steps=1", "optim.lr=3e-3"]
+    for dtype in ("float32", "bfloat16"):
+        train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.compute_dtype={dtype}"), tmp_path / dtype)
+    low, full = _train_losses(tmp_path / "bfloat16"), _train_losses(tmp_path / "float32")
+    np.testing.assert_allclose(low, full, rtol=2e-2)
+    assert low != full  # bf16 really computed in lower precision
+    assert {leaf.dtype for leaf in final_checkpoint_leaves(tmp_path / "bfloat16").values()} <= {
+        np.dtype("float32"), np.dtype("int32")}
+
+
+def test_gradient_accumulation_matches_the_large_batch(digits_data_dir, tmp_path):
+    common = ["train.steps=4", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1"]
+    for parts in (1, 4):
+        train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.microbatches={parts}"), tmp_path / str(parts))
+    np.testing.assert_allclose(_train_losses(tmp_path / "4"), _train_losses(tmp_path / "1"), rtol=1e-5)
+    assert_same_checkpoints(tmp_path / "4", tmp_path / "1", rtol=1e-3, atol=5e-5)
+
+
+def test_microbatches_that_do_not_split_the_batch_are_rejected(digits_data_dir, tmp_path):
+    with pytest.raises(ConfigError, match="train.microbatches=3"):
+        train_and_evaluate(tiny_config("vit", digits_data_dir, "train.steps=2", "train.microbatches=3"), tmp_path)
+
+
+def test_dry_run_prints_memory_flops_and_layout_without_training(digits_data_dir, tmp_path, capsys):
+    args = tiny_args("vit", digits_data_dir, "mesh.data=2", "mesh.fsdp=4", "mesh.fsdp_min_size=1", "train.steps=5")
+    assert main(["train", "--dry-run", *args]) == 0
+    out = capsys.readouterr().out
+    assert "mesh: data=2, fsdp=4, tensor=1 on 8" in out
+    flops = float(out.split("FLOPs per step: ")[1].split()[0])
+    config = tiny_config("vit", digits_data_dir, "train.steps=5")
+    assert flops > 32 * plan_run(config).flops_per_example * 0.9
+    assert "memory per device:" in out and "temporaries" in out
+    mlp_line = next(line for line in out.splitlines() if "mlp_in/kernel" in line)
+    assert mlp_line.endswith("(16, 64)           -> (16, 16)           (None, 'fsdp')")  # largest dimension split
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_repeated_run_compiles_nothing_through_the_configured_cache(digits_data_dir, tmp_path):
+    cache = tmp_path / "xla"
+    settings = ["train.steps=3", f"train.compilation_cache_dir={cache}"]
+    first = train_and_evaluate(tiny_config("resnet", digits_data_dir, *settings), tmp_path / "first")
+    second = train_and_evaluate(tiny_config("resnet", digits_data_dir, *settings), tmp_path / "second")
+    assert first.compilation_cache["misses"] > 0 and any(cache.iterdir())
+    assert second.compilation_cache["misses"] == 0 and second.compilation_cache["hits"] >= 3
+
+
+def test_non_finite_loss_is_recorded_as_diverged_and_the_last_good_checkpoint_kept(digits_data_dir, tmp_path):
+    args = tiny_args("resnet", digits_data_dir, "train.steps=40", "train.log_every_steps=1",
+                     "train.checkpoint_every_steps=1", "optim.name=sgd", "optim.lr=1e12", "optim.warmup_fraction=0.5")
+    assert main(["train", *args, "--workdir", str(tmp_path)]) == 1
+    result = read_result(tmp_path)
+    assert result["status"] == "diverged" and "non-finite at step" in result["error"]
+    bad_step = result["step"]
+    logged = [line for line in read_metrics(tmp_path) if line["kind"] == "train"]
+    assert [line["step"] for line in logged] == list(range(1, bad_step))
+    assert all(np.isfinite(line["train_loss"]) and np.isfinite(line["grad_norm"]) for line in logged)
+    kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert kept[-1] == bad_step - 1
+    assert all(np.isfinite(leaf).all() for leaf in final_checkpoint_leaves(tmp_path).values())
