@@ -66,7 +66,7 @@ def test_tensor_axis_without_rules_and_indivisible_heads_are_config_errors(digit
 ])
 def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(family, meshes, digits_data_dir, tmp_path):
     """Same global batch on one device and on FSDP / tensor-parallel meshes of 8 (sgd: Adam magnifies round-off)."""
-    common = ["train.steps=4", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1", "mesh.fsdp_min_size=1"]
+    common = ["train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1", "mesh.fsdp_min_size=1"]
     train_and_evaluate(tiny_config(family, digits_data_dir, *common, "mesh.data=1"), tmp_path / "single")
     for index, mesh in enumerate(meshes):
         workdir = tmp_path / f"mesh{index}"
@@ -77,7 +77,7 @@ def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(family, meshes, d
 
 
 def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(digits_data_dir, tmp_path):
-    common = ["train.steps=6", "train.log_every_steps=1", "optim.lr=3e-3"]
+    common = ["train.steps=4", "train.log_every_steps=1", "optim.lr=3e-3"]
     for dtype in ("float32", "bfloat16"):
         train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.compute_dtype={dtype}"), tmp_path / dtype)
     low, full = _train_losses(tmp_path / "bfloat16"), _train_losses(tmp_path / "float32")
@@ -88,7 +88,7 @@ def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(digits_d
 
 
 def test_gradient_accumulation_matches_the_large_batch(digits_data_dir, tmp_path):
-    common = ["train.steps=4", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1"]
+    common = ["train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1"]
     for parts in (1, 4):
         train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.microbatches={parts}"), tmp_path / str(parts))
     np.testing.assert_allclose(_train_losses(tmp_path / "4"), _train_losses(tmp_path / "1"), rtol=1e-5)

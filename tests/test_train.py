@@ -94,7 +94,11 @@ def test_killed_run_resumed_by_rerunning_matches_uninterrupted(digits_data_dir, 
     _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
 
 
-def test_sigterm_checkpoints_records_preempted_and_the_rerun_resumes(digits_data_dir, tmp_path, uninterrupted):
+def test_sigterm_checkpoints_and_records_preempted_and_an_unreadable_checkpoint_is_set_aside(
+        digits_data_dir, tmp_path, uninterrupted, capsys):
+    """SIGTERM: a checkpoint where the run stopped and status `preempted`. Then that checkpoint is damaged and a
+    save killed midway is left behind: the rerun sets the damaged step aside, resumes from the one before,
+    and ends where the uninterrupted run ended."""
     args = tiny_args("resnet", digits_data_dir, *RESUME_ARGS)
     process = _start(args, tmp_path)
     _wait_for_checkpoint(process, tmp_path, 50)
@@ -102,23 +106,14 @@ def test_sigterm_checkpoints_records_preempted_and_the_rerun_resumes(digits_data
     assert process.wait(timeout=60) == PREEMPTED_EXIT
     result = read_result(tmp_path)
     assert result["status"] == "preempted" and 50 < result["step"] < 300
-    assert max(_complete_steps(tmp_path)) == result["step"]  # checkpointed where it stopped, off the schedule
-    _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
-    assert read_result(tmp_path)["status"] == "completed"
-
-
-def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_previous_one_used(
-        digits_data_dir, tmp_path, uninterrupted, capsys):
-    args = tiny_args("resnet", digits_data_dir, *RESUME_ARGS)
-    process = _start(args, tmp_path)
-    _wait_for_checkpoint(process, tmp_path, 75)
-    process.kill()
-    process.wait()
     newest = max(_complete_steps(tmp_path))
+    assert newest == result["step"]  # checkpointed where it stopped, off the schedule
+
     for path in (tmp_path / "checkpoints" / str(newest)).rglob("*"):
         if path.is_file():
             path.write_bytes(b"")  # a partial copy or a damaged disk: the step folder exists, its files are empty
     (tmp_path / "checkpoints" / f"{newest + 25}.orbax-checkpoint-tmp-1").mkdir()  # a save killed midway
     _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
+    assert read_result(tmp_path)["status"] == "completed"
     assert (tmp_path / "checkpoints" / f"{newest}.unreadable").is_dir()
     assert f"checkpoint step {newest}" in capsys.readouterr().err
