@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from scaling.errors import ConfigError
@@ -144,5 +145,13 @@ def packed(shardings: Any) -> Any:
 
 
 def host_value(tree: Any) -> Any:
-    """Numpy copies of fully replicated arrays, also when their devices span several processes."""
-    return jax.tree.map(lambda leaf: np.asarray(leaf.addressable_data(0)) if isinstance(leaf, jax.Array) else leaf, tree)
+    """Numpy copies of the arrays of `tree` (whole, also when their devices span several processes)."""
+
+    def fetch(leaf: Any) -> Any:
+        if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+            return np.asarray(leaf)
+        if leaf.is_fully_replicated:
+            return np.asarray(leaf.addressable_data(0))
+        return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+
+    return jax.tree.map(fetch, tree)

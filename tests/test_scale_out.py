@@ -114,6 +114,17 @@ def test_dry_run_prints_memory_flops_and_layout_without_training(digits_data_dir
     assert not any(tmp_path.iterdir())
 
 
+def test_dry_run_needs_no_prepared_dataset_only_its_tfds_definition(tmp_path, capsys):
+    args = ["--config", VIT, "--config.data.name=imagenet2012", f"--config.data.data_dir={tmp_path}",
+            "--config.mesh.fsdp=8", "--config.mesh.fsdp_min_size=1000", "--config.train.batch_size=16"]
+    assert main(["train", "--dry-run", *args, "--config.data.resolution=16"]) == 0
+    out = capsys.readouterr().out
+    assert "(16, 16, 3) images, 1000 classes (imagenet2012, not prepared here)" in out
+    assert "head/kernel" in out and "(16, 1000)" in out and "-> (16, 125)" in out
+    assert main(["train", "--dry-run", *args]) == 2  # images of varying size: the resolution must be given
+    assert "data.resolution" in capsys.readouterr().err
+
+
 def test_a_repeated_run_compiles_nothing_through_the_configured_cache(digits_data_dir, tmp_path):
     cache = tmp_path / "xla"
     settings = ["train.steps=3", f"train.compilation_cache_dir={cache}"]
