@@ -49,6 +49,10 @@ def dry_run(config: ml_collections.ConfigDict) -> str:
     compiled = lowered.compile()
     memory = compiled.memory_analysis()
     flops = _flops(lowered.cost_analysis())
+    if config.train.microbatches > 1:  # XLA counts the body of the accumulation scan once: count the whole batch
+        whole = config.copy_and_resolve_references()
+        whole.train.microbatches = 1
+        flops = _flops(build_program(whole, facts).train_step.lower(state, *args).cost_analysis())
     params = program.abstract_state["params"]
     num_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
     lines = [

@@ -178,7 +178,7 @@ def _train(members: list[Member], started: float, preemption: PreemptionWatch,
             trackers.append(WandbTracker(member.workdir, wandb.mode, wandb.project, wandb.group,
                                          member.workdir.name, to_json_dict(member.config)))
         member.trackers = Trackers(trackers)
-    peak = _peak_flops(mesh)
+    peak = _peak_flops(mesh, config.train.compute_dtype)
     progress = ProgressLine(num_steps, start_step, silent=not _writes_records())
     progress.message(
         f"{lead.result.model}: {plan.params:,} params, {plan.flops_per_example:.3g} train FLOPs/example, "
@@ -266,10 +266,10 @@ def _transpose(pending: list[dict[str, jax.Array]]) -> dict[str, list[jax.Array]
     return {key: [metrics[key] for metrics in pending] for key in pending[0]}
 
 
-def _peak_flops(mesh: jax.sharding.Mesh) -> float | None:
-    """One device's float32 peak FLOP/s (a CPU's is measured once and cached), None if unknown."""
+def _peak_flops(mesh: jax.sharding.Mesh, compute_dtype: str) -> float | None:
+    """One device's peak FLOP/s in the compute dtype (a CPU's is measured once and cached), None if unknown."""
     try:
-        return peak_flops_per_second(mesh.devices.flat[0], "float32")
+        return peak_flops_per_second(mesh.devices.flat[0], compute_dtype)
     except ValueError:
         return None
 

@@ -104,10 +104,13 @@ def test_dry_run_prints_memory_flops_and_layout_without_training(digits_data_dir
     args = tiny_args("vit", digits_data_dir, "mesh.data=2", "mesh.fsdp=4", "mesh.fsdp_min_size=1", "train.steps=5")
     assert main(["train", "--dry-run", *args]) == 0
     out = capsys.readouterr().out
+    assert main(["train", "--dry-run", *args, "--config.train.microbatches=2"]) == 0
+    accumulated = capsys.readouterr().out
     assert "mesh: data=2, fsdp=4, tensor=1 on 8" in out
     flops = float(out.split("FLOPs per step: ")[1].split()[0])
     config = tiny_config("vit", digits_data_dir, "train.steps=5")
     assert flops > 32 * plan_run(config).flops_per_example * 0.9
+    assert float(accumulated.split("FLOPs per step: ")[1].split()[0]) == flops  # the whole batch, however split
     assert "memory per device:" in out and "temporaries" in out
     mlp_line = next(line for line in out.splitlines() if "mlp_in/kernel" in line)
     assert mlp_line.endswith("(16, 64)           -> (16, 16)           (None, 'fsdp')")  # largest dimension split
