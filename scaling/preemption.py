@@ -9,17 +9,26 @@ from types import FrameType
 import jax
 from jax.experimental import multihost_utils
 
+_stop_requested = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask this process's training to checkpoint and stop after its next step, as SIGTERM does.
+
+    Safe in a signal handler. A request made before training starts is kept until it starts.
+    """
+    _stop_requested.set()
+
 
 class PreemptionWatch:
-    """A context in which SIGTERM asks training to stop; `requested(step)` says whether to stop after `step`.
+    """A context in which SIGTERM (or `request_stop`) asks training to stop; `requested(step)` says whether now.
 
     In one process a SIGTERM handler sets a flag. Across processes (after `jax.distributed.initialize`)
     JAX's preemption service receives the signal on any host and picks the same step on all of them,
-    so no Python handler is installed there.
+    so no Python handler is installed there. Leaving the context clears any request.
     """
 
     def __init__(self) -> None:
-        self._signalled = False
         self._previous = None
 
     def __enter__(self) -> PreemptionWatch:
@@ -30,9 +39,11 @@ class PreemptionWatch:
     def __exit__(self, *_: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+        _stop_requested.clear()
 
-    def _notice(self, signum: int, frame: FrameType | None) -> None:
-        self._signalled = True
+    @staticmethod
+    def _notice(signum: int, frame: FrameType | None) -> None:
+        request_stop()
 
     @staticmethod
     def _multi_process() -> bool:
@@ -42,4 +53,4 @@ class PreemptionWatch:
         """Whether to checkpoint and stop now that `step` is done (call it at every step, on every process)."""
         if self._multi_process():
             return multihost_utils.reached_preemption_sync_point(step)
-        return self._signalled
+        return _stop_requested.is_set()

@@ -243,7 +243,8 @@ def _train(members: list[Member], started: float, preemption: PreemptionWatch,
         if preempted and step < num_steps:
             for i in running():
                 members[i].result.status, members[i].result.step = "preempted", step
-                members[i].result.error = f"preempted (SIGTERM) at step {step}; run the same command again to resume"
+                members[i].result.error = (f"preempted at step {step} (SIGTERM or the scheduler's warning signal); "
+                                           "run the same command again to resume")
             progress.message(f"preempted: checkpointed step {step}; run the same command again to resume")
 
     # 7. Final evaluation, checkpoints and records.

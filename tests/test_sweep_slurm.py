@@ -1,5 +1,7 @@
 """The Slurm launcher on a real one-node cluster: one job array, requeue on preemption, failures recorded."""
 
+import os
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -9,7 +11,8 @@ import pytest
 from helpers import tiny_args
 from scaling.records import read_result
 from scaling.sweep.state import COMPILATION_CACHE
-from scaling.sweep.slurm import run_slurm
+from scaling.sweep import slurm
+from scaling.sweep.slurm import UnitJob, run_slurm
 from scaling.sweep.spec import SweepPoint
 from slurm_cluster import slurm_cluster
 
@@ -74,10 +77,37 @@ def test_sweep_runs_as_one_array_resumes_after_preemption_and_is_not_resubmitted
     assert len({path.name.split("_")[0] for path in folder.glob("*_log.out")}) == 1  # one job array
     assert signalled, "the preempted run finished before its first checkpoint"
     log = (folder / f"{signalled[0]}_0_log.err").read_text()
-    assert "Calling checkpoint method" in log and "resuming at step" in log
+    assert "preempted: checkpointed step" in log and "Calling checkpoint method" in log and "resuming at step" in log
 
     assert run_slurm(points, tmp_path, cpus_per_task=1) == {}
     assert list((tmp_path / ".submitit").iterdir()) == [folder]
+
+
+def test_warning_signal_checkpoints_at_a_step_then_hands_over_to_submitits_requeue(digits_data_dir, tmp_path, monkeypatch):
+    """USR2 only asks training to stop; submitit's handler (checkpoint, requeue, exit) runs once the runs are saved."""
+    point = _point("warned", digits_data_dir, "train.steps=20")
+    handed_over = []
+    train_unit = slurm.train_unit
+
+    def submitits_handler(signum, frame):
+        handed_over.append(read_result(tmp_path / point.run_id))
+
+    def warned_before_the_first_step(*args):
+        os.kill(os.getpid(), signal.SIGUSR2)
+        return train_unit(*args)
+
+    previous = signal.signal(signal.SIGUSR2, submitits_handler)
+    try:
+        monkeypatch.setattr(slurm, "train_unit", warned_before_the_first_step)
+        assert UnitJob()([point], str(tmp_path), None) == {point.run_id: "preempted"}
+        assert [(result["status"], result["step"]) for result in handed_over] == [("preempted", 1)]
+        assert sorted(path.name for path in (tmp_path / point.run_id / "checkpoints").iterdir()) == ["1"]
+
+        monkeypatch.setattr(slurm, "train_unit", train_unit)  # the requeued attempt resumes and finishes
+        assert UnitJob()([point], str(tmp_path), None) == {point.run_id: "completed"}
+        assert len(handed_over) == 1 and signal.getsignal(signal.SIGUSR2) is submitits_handler
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
 
 
 @pytest.mark.parametrize(("config", "env", "expected"), [

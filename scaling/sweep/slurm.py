@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import site
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import FrameType
 
 import submitit
 
 import scaling
+from scaling.preemption import request_stop
 from scaling.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
@@ -27,12 +31,28 @@ UNINHERITED = ("XLA_FLAGS",)  # settings of the submitting shell that jobs must 
 class UnitJob(submitit.helpers.Checkpointable):
     """`train_unit` as a Slurm job, requeued when preempted or timed out.
 
-    On Slurm's warning signal submitit calls the inherited `checkpoint()`, which resubmits the same
-    unit; the new attempt resumes from the runs' own orbax checkpoints.
+    Slurm's warning signal (USR2) only asks training to stop: the runs checkpoint after their current
+    step and record `preempted`. Then submitit's own handler runs, from here rather than from wherever
+    the signal landed (its exit, raised mid-save, could be swallowed by orbax and the job end without a
+    requeue): it calls the inherited `checkpoint()`, requeues the same unit and exits. The new attempt
+    resumes from the runs' orbax checkpoints.
     """
 
     def __call__(self, points: Unit, root: str, wandb: str | None) -> dict[str, str]:
-        return train_unit(points, root, wandb)
+        warned = threading.Event()
+
+        def stop_training(signum: int, frame: FrameType | None) -> None:
+            warned.set()
+            request_stop()
+
+        requeue = signal.signal(signal.SIGUSR2, stop_training)
+        try:
+            statuses = train_unit(points, root, wandb)
+        finally:
+            signal.signal(signal.SIGUSR2, requeue)
+        if warned.is_set() and "preempted" in statuses.values() and callable(requeue):
+            requeue(signal.SIGUSR2, None)
+        return statuses
 
 
 def run_slurm(
