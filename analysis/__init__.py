@@ -14,7 +14,7 @@ from analysis.estimate import Estimate
 from analysis.fit import Fit, fit_law
 from analysis.frontier import envelope_frontier, flops_model, isoflop_frontier, parametric_frontier
 from analysis.laws import LAWS, Law, get_law
-from analysis.load import Results, load_results
+from analysis.table.load import Results, load_results
 from analysis.predict import predict
 from analysis.request import FitRequest, FittedLaw, fit_request
 from analysis.study import Study, StudyOptions, run_study

@@ -1,6 +1,6 @@
 """The analysis commands `fit`, `plot`, `report` and the `history` group, registered on the `scaling` command
 line by `add_commands` (and the fit benchmark by `add_bench_fit`); `python -m analysis.cli COMMAND ...` runs them on their own. The handlers are in
-analysis.commands (and analysis.history_commands)."""
+analysis.commands (and analysis.history.commands)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analysis.commands import run_bench, run_fit, run_plot, run_report
-from analysis.history_cli import add_history_command
+from analysis.history.cli import add_history_command
 
 LAW_NAMES = ("power", "saturating", "chinchilla", "rosenfeld", "broken", "m4")  # analysis.laws.LAWS, without jax
 TABLE_HELP = "results table (.csv or .parquet), or a folder of run workdirs (each with result.json, metrics.jsonl)"

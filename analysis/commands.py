@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
-    from analysis.load import Results
+    from analysis.table.load import Results
     from analysis.request import FitRequest
     from analysis.study import Study
 
@@ -117,9 +117,9 @@ def run_bench(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace, default_laws: Sequence[str]) -> tuple[Results, list[FitRequest], list[str]]:
     """The table and the fit requests the options describe, with notes on default laws left out."""
     from analysis.chance import chance_level
-    from analysis.columns import parse_mapping
+    from analysis.table.contract import parse_mapping
     from analysis.laws import get_law
-    from analysis.load import load_results
+    from analysis.table.load import load_results
     from analysis.request import FitRequest
 
     _check_options(args)

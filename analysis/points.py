@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.columns import require_columns
+from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
 
 POINT_SETS = ("all", "final", "envelope")

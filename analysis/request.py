@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import Bootstrap, bootstrap
-from analysis.columns import require_columns
+from analysis.table.contract import require_columns
 from analysis.fit import DEFAULT_HUBER_DELTA, Fit, fit_law
 from analysis.laws import Law
 from analysis.points import select_points

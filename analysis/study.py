@@ -15,7 +15,7 @@ from analysis.errors import AnalysisError
 from analysis.frontier import Allocation, Envelope, FlopsModel, IsoFlop, envelope_frontier, flops_model
 from analysis.frontier import isoflop_frontier, parametric_frontier
 from analysis.frontier.isoflop import DEFAULT_TOLERANCE
-from analysis.load import Results
+from analysis.table.load import Results
 from analysis.points import final_rows
 from analysis.request import FitRequest, FittedLaw, fit_request
 

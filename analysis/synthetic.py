@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.columns import RESULT_COLUMNS
+from analysis.table.contract import RESULT_COLUMNS
 from analysis.laws import CHINCHILLA, Law
 from analysis.predict import predict
 

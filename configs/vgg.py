@@ -6,8 +6,8 @@ The argument sets any model knob: width (first stage's channels, 64 = the paper'
 batch_norm, dropout.
 """
 
-from scaling.config import parse_config_arg
-from scaling.defaults import base_config
+from scaling.config.loading import parse_config_arg
+from scaling.config.defaults import base_config
 
 
 def get_config(arg: str | None = None):

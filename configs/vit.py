@@ -5,8 +5,8 @@ Command (about a minute on 2 CPU cores):
 The argument sets any model knob: width, depth, num_heads, mlp_ratio, patch_size, pool.
 """
 
-from scaling.config import parse_config_arg
-from scaling.defaults import base_config
+from scaling.config.loading import parse_config_arg
+from scaling.config.defaults import base_config
 
 
 def get_config(arg: str | None = None):

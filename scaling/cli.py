@@ -8,10 +8,10 @@ import sys
 
 from scaling.errors import CheckpointError, ConfigError, DataError
 from analysis.cli import add_commands as add_analysis_commands
-from scaling.bench import add_commands as add_bench_commands
-from scaling.data.commands import add_commands as add_data_commands
+from scaling.tools.bench import add_commands as add_bench_commands
+from scaling.tools.data_commands import add_commands as add_data_commands
 from scaling.sweep.commands import add_commands as add_sweep_commands
-from scaling.models.commands import add_commands as add_model_commands
+from scaling.tools.model_commands import add_commands as add_model_commands
 
 TRAIN_EPILOG = """\
 config overrides:
@@ -99,14 +99,14 @@ def _config_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list
 
 
 def _train(args: argparse.Namespace) -> int:
-    from scaling.config import load_config
-    from scaling.distributed import initialize
+    from scaling.config.loading import load_config
+    from scaling.runtime.distributed import initialize
     from scaling.train import train_and_evaluate
 
     initialize(args.coordinator, args.num_processes, args.process_id)
     config = load_config(args.config, args.overrides)
     if args.dry_run:
-        from scaling.dry_run import dry_run
+        from scaling.tools.dry_run import dry_run
 
         print(dry_run(config))
         return 0

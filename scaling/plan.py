@@ -13,9 +13,9 @@ from scaling.data.pipeline import plan_selection
 from scaling.data.selection import Selection
 from scaling.data.source import is_random_access
 from scaling.errors import ConfigError
-from scaling.flops import train_flops_per_example
+from scaling.program.flops import train_flops_per_example
 from scaling.models import build_model, count_params
-from scaling.validation import num_train_steps, validate_config
+from scaling.config.validation import num_train_steps, validate_config
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,23 +25,25 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from scaling import checkpoint, sharding
-from scaling.compile_cache import persistent_compilation_cache
-from scaling.config import to_json_dict
+from scaling.workdir import checkpoint
+
+from scaling.program import sharding
+from scaling.runtime.compile_cache import persistent_compilation_cache
+from scaling.config.loading import to_json_dict
 from scaling.data import open_builder
-from scaling.devices import model_flops_utilization, peak_flops_per_second
+from scaling.runtime.devices import model_flops_utilization, peak_flops_per_second
 from scaling.data.pipeline import EvalSet, RunData, open_run_data
 from scaling.errors import CheckpointError, ConfigError, DataError
 from scaling.models import describe_model
-from scaling.optim import cooldown_branch, learning_rates
-from scaling.packing import check_packable
+from scaling.program.optim import cooldown_branch, learning_rates
+from scaling.program.packing import check_packable
 from scaling.plan import RunPlan, kept_steps, plan_run
-from scaling.preemption import PreemptionWatch
-from scaling.program import Program, build_program
-from scaling.progress import ProgressLine
-from scaling.records import RunResult, check_config, read_result, write_config, write_result
-from scaling.steps import Norm, TrainState, make_eval_step, normalization
-from scaling.tracking import JsonlTracker, Tracker, Trackers, WandbTracker, read_metrics
+from scaling.runtime.preemption import PreemptionWatch
+from scaling.program.build import Program, build_program
+from scaling.runtime.progress import ProgressLine
+from scaling.workdir.records import RunResult, check_config, read_result, write_config, write_result
+from scaling.program.steps import Norm, TrainState, make_eval_step, normalization
+from scaling.workdir.tracking import JsonlTracker, Tracker, Trackers, WandbTracker, read_metrics
 
 
 @dataclasses.dataclass
@@ -73,7 +75,7 @@ def train_packed(configs: list[ml_collections.ConfigDict], workdirs: list[str | 
     """Train runs that share shapes and step counts together in one vmapped program.
 
     Each run keeps its own workdir, checkpoints, metrics and result, exactly as if trained alone
-    (seeds, learning rates and subset sizes may differ; see scaling.packing).
+    (seeds, learning rates and subset sizes may differ; see scaling.program.packing).
     """
     started = time.monotonic()
     members = []
@@ -129,7 +131,7 @@ def _train(members: list[Member], started: float, preemption: PreemptionWatch,
         member.norm = normalization(member.data.norm_sample)
     eval_sets = lead.data.eval_sets
 
-    # 3. Models, optimizer, schedules, and the state's layout on the mesh (scaling.sharding's rules).
+    # 3. Models, optimizer, schedules, and the state's layout on the mesh (scaling.program.sharding's rules).
     program = build_program(config, facts)
     mesh = program.mesh
     replicated = sharding.replicated(mesh)

@@ -12,7 +12,7 @@ import orbax.checkpoint as ocp
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import splits as splits_lib
 
-from scaling.config import load_config
+from scaling.config.loading import load_config
 
 TINY_MODELS = {
     "resnet": "configs/resnet.py:width=4,depth=10",

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from analysis.chance import chance_level
-from analysis.columns import RESULT_COLUMNS, parse_mapping
+from analysis.table.contract import RESULT_COLUMNS, parse_mapping
 from analysis.errors import AnalysisError
-from analysis.load import load_results
+from analysis.table.load import load_results
 from analysis.points import final_rows, select_points
 from analysis.synthetic import synthetic_sweep
 

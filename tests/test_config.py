@@ -2,10 +2,10 @@
 
 import pytest
 
-from scaling.config import apply_override, load_config, parse_config_arg
+from scaling.config.loading import apply_override, load_config, parse_config_arg
 from scaling.data import DatasetFacts
 from scaling.errors import ConfigError
-from scaling.validation import num_train_steps, validate_config
+from scaling.config.validation import num_train_steps, validate_config
 
 DIGITS = DatasetFacts(name="digits", num_classes=10, image_shape=(8, 8, 1), split_sizes={"train": 1437, "test": 360})
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import jax
 import pytest
 
-from scaling import devices
-from scaling.devices import model_flops_utilization, peak_flops_per_second
+from scaling.runtime import devices
+from scaling.runtime.devices import model_flops_utilization, peak_flops_per_second
 
 
 @pytest.mark.parametrize(

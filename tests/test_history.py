@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.errors import AnalysisError
-from analysis.history import EXTRA_DATA, HISTORY_TABLE, NOT_FITTED, PROTOCOLS, fit_rows, load_history
+from analysis.history.table import EXTRA_DATA, HISTORY_TABLE, NOT_FITTED, PROTOCOLS, fit_rows, load_history
 
 IMAGENET_TRAIN = 1.2e6  # images, rounded down
 MIN_EPOCHS = 10  # no row trained for less than this many ImageNet-1k epochs' worth of compute

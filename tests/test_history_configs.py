@@ -6,7 +6,7 @@ import json
 import pytest
 
 from helpers import mock_imagenet
-from scaling.config import load_config
+from scaling.config.loading import load_config
 from scaling.train import train_and_evaluate
 
 # Tiny widths (ResNet-50: one block per stage) and 32 pixels keep the test quick; the full-size models'

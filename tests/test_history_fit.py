@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis.estimate import Estimate
-from analysis.history_fit import (FitOptions, _reciprocal, compute_trend, format_trend, progress_trend, time_trend,
+from analysis.history.fit import (FitOptions, _reciprocal, compute_trend, format_trend, progress_trend, time_trend,
                                   trend_record)
 
 OPTIONS = FitOptions(resamples=60, seed=1)

@@ -14,7 +14,7 @@ import pytest
 from helpers import mock_imagenet
 from tiny_jpegs import NUM_CLASSES, SPLITS, build
 from scaling.cli import main
-from scaling.config import load_config
+from scaling.config.loading import load_config
 from scaling.data import open_builder
 from scaling.data.cache import cache_directory, cached_images
 from scaling.data.pipeline import open_run_data
@@ -199,7 +199,7 @@ def test_label_sets_become_multi_hot_targets_and_score_any_hit():
     import jax.numpy as jnp
     from flax import nnx
 
-    from scaling.steps import make_eval_step
+    from scaling.program.steps import make_eval_step
 
     selection = select(np.repeat(np.arange(4), 3), 4, classes=2)
     first, second = selection.classes

@@ -7,9 +7,9 @@ import pytest
 from flax import nnx
 
 from scaling.cli import main
-from scaling.config import load_config
+from scaling.config.loading import load_config
 from scaling.errors import ConfigError
-from scaling.flops import train_flops_per_example
+from scaling.program.flops import train_flops_per_example
 from scaling.models import VARIANT_NAMES, build_model, default_model_config, model_counts, shape_for, variant_config
 
 IMAGENET = (224, 224, 3)

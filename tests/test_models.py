@@ -23,8 +23,8 @@ from scaling.models import (
     validate_model_config,
     variant_config,
 )
-from scaling.sharding import global_batch, make_mesh
-from scaling.steps import make_loss_fn, split_model
+from scaling.program.sharding import global_batch, make_mesh
+from scaling.program.steps import make_loss_fn, split_model
 
 TINY_SHAPE = (8, 8, 1)
 TINY = {

@@ -13,11 +13,11 @@ import jax
 import pytest
 
 from helpers import assert_same_checkpoints, tiny_args
-from scaling import distributed
+from scaling.runtime import distributed
 from scaling.cli import PREEMPTED_EXIT, main
 from scaling.errors import ConfigError
-from scaling.records import read_result
-from scaling.tracking import read_metrics
+from scaling.workdir.records import read_result
+from scaling.workdir.tracking import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_STEP_NODELIST", "SLURM_PROCID",

@@ -5,10 +5,10 @@ import pytest
 
 from helpers import assert_same_checkpoints, tiny_config
 from scaling.errors import ConfigError
-from scaling.records import read_result
+from scaling.workdir.records import read_result
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.units import launch_units
-from scaling.tracking import read_metrics
+from scaling.workdir.tracking import read_metrics
 from scaling.train import train_and_evaluate, train_packed
 
 MEMBERS = [("seed=0", "data.train_examples=200", "optim.lr=0.1"), ("seed=1", "data.train_examples=400", "optim.lr=0.03")]

@@ -9,14 +9,14 @@ from jax.sharding import PartitionSpec as P
 from helpers import assert_same_checkpoints, final_checkpoint_leaves, tiny_args, tiny_config
 from scaling.cli import main
 from scaling.errors import ConfigError
-from scaling.program import initializer
-from scaling.optim import make_optimizer
-from scaling.sharding import make_mesh, state_shardings
+from scaling.program.build import initializer
+from scaling.program.optim import make_optimizer
+from scaling.program.sharding import make_mesh, state_shardings
 from scaling.data import dataset_facts
-from scaling.tracking import read_metrics
+from scaling.workdir.tracking import read_metrics
 from scaling.train import train_and_evaluate
 from scaling.plan import plan_run
-from scaling.records import read_result
+from scaling.workdir.records import read_result
 
 VIT = "configs/vit.py:width=16,depth=2,num_heads=2,patch_size=2"
 

@@ -15,7 +15,7 @@ from scaling.cli import main
 from scaling.sweep import chain, fixed, product, sweep, zipped
 from scaling.sweep.results import COLUMNS
 from scaling.sweep.spec import load_sweep
-from scaling.tracking import read_metrics
+from scaling.workdir.tracking import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import tiny_args
-from scaling.records import read_result
+from scaling.workdir.records import read_result
 from scaling.sweep.state import COMPILATION_CACHE
 from scaling.sweep import slurm
 from scaling.sweep.slurm import UnitJob, run_slurm

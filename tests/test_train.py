@@ -13,8 +13,8 @@ import pytest
 
 from helpers import assert_same_checkpoints, tiny_args, tiny_config
 from scaling.cli import PREEMPTED_EXIT, main
-from scaling.records import read_result
-from scaling.tracking import read_metrics
+from scaling.workdir.records import read_result
+from scaling.workdir.tracking import read_metrics
 from scaling.train import train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from analysis.columns import require_columns
+from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
 from analysis.frontier.allocation import log_slopes
 from analysis.validate import positive_column

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.columns import require_columns
+from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
 from analysis.estimate import DEFAULT_CONFIDENCE
 from analysis.frontier.allocation import Allocation, allocation, log_slopes

@@ -9,7 +9,7 @@ single central-crop evaluation.
   scaling train --config configs/history/alexnet.py:cheap --workdir runs/history/alexnet-64px
 """
 
-from scaling.recipes import historic_recipe
+from scaling.config.recipes import historic_recipe
 
 
 def get_config(arg=None):

@@ -8,7 +8,7 @@ inception crops instead of scale augmentation, Nesterov momentum.
   scaling train --config configs/history/resnet50.py:cheap --workdir runs/history/resnet50-64px
 """
 
-from scaling.recipes import historic_recipe
+from scaling.config.recipes import historic_recipe
 
 
 def get_config(arg=None):

@@ -8,7 +8,7 @@ initialisation instead), inception crops instead of fixed-scale 224 crops, Neste
   scaling train --config configs/history/vgg16.py:cheap --workdir runs/history/vgg16-64px
 """
 
-from scaling.recipes import historic_recipe
+from scaling.config.recipes import historic_recipe
 
 
 def get_config(arg=None):

@@ -10,7 +10,7 @@ sigmoid cross-entropy.
   scaling train --config configs/history/vit_s16.py:cheap --workdir runs/history/vit-s16-64px
 """
 
-from scaling.recipes import historic_recipe
+from scaling.config.recipes import historic_recipe
 
 
 def get_config(arg=None):

@@ -3,9 +3,9 @@
 Multiply-adds (MACs) per image: a convolution costs out_h * out_w * k * k * c_in * c_out / groups,
 a dense layer in * out per token, attention its two matmuls (Q K^T and A V: 2 * tokens^2 * width).
 Biases, normalisation, activations, pooling, softmax and residual additions are not counted (the
-usual convention of published counts). 1 multiply-add = 2 FLOPs; see scaling.flops.
+usual convention of published counts). 1 multiply-add = 2 FLOPs; see scaling.program.flops.
 
-XLA's count of the train step (scaling.flops) departs from 3 x 2 x these multiply-adds in three
+XLA's count of the train step (scaling.program.flops) departs from 3 x 2 x these multiply-adds in three
 ways: it skips the taps of a convolution that fall on zero padding (large on small feature maps),
 it computes no gradient for the input images (one layer's backward less), and it counts
 elementwise work (norms, activations, softmax). At 224x224 and 1000 classes XLA / analytic is

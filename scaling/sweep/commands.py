@@ -6,7 +6,7 @@ import argparse
 import collections
 from pathlib import Path
 
-from scaling.records import read_result
+from scaling.workdir.records import read_result
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

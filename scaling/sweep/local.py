@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scaling.records import read_result
+from scaling.workdir.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.records import CONFIG_FILE, read_result
-from scaling.tracking import read_metrics
+from scaling.workdir.records import CONFIG_FILE, read_result
+from scaling.workdir.tracking import read_metrics
 
 COLUMNS = (
     "run_id", "sweep", "family", "width", "depth", "params", "flops_per_example", "dataset", "num_classes",

@@ -16,8 +16,8 @@ from types import FrameType
 import submitit
 
 import scaling
-from scaling.preemption import request_stop
-from scaling.records import read_result
+from scaling.runtime.preemption import request_stop
+from scaling.workdir.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished

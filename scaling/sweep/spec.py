@@ -10,7 +10,7 @@ from typing import Any
 
 import ml_collections
 
-from scaling.config import import_file, load_config
+from scaling.config.loading import import_file, load_config
 from scaling.errors import ConfigError
 
 

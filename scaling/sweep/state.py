@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from scaling.records import RunResult, read_result, write_result
+from scaling.workdir.records import RunResult, read_result, write_result
 from scaling.sweep.spec import SweepPoint
 
 FINAL_STATUSES = ("completed", "diverged")  # rerunning cannot change these; failed runs are retried

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scaling.packing import pack_key
+from scaling.program.packing import pack_key
 from scaling.sweep.spec import SweepPoint
 
 Unit = list[SweepPoint]
@@ -12,7 +12,7 @@ def launch_units(points: list[SweepPoint], pack_size: int = 1) -> list[Unit]:
     """Points in order, packed `pack_size` at a time when their configs may share one program.
 
     Packable points differ only in seeds, learning rate and schedule, subset size or duration
-    (scaling.packing.PACKABLE_KEYS); whether their step counts agree is checked when they train.
+    (scaling.program.packing.PACKABLE_KEYS); whether their step counts agree is checked when they train.
     """
     if pack_size <= 1:
         return [[point] for point in points]

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from scaling.records import read_result
+from scaling.workdir.records import read_result
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import is_done
 

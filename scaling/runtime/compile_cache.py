@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import jax
 from jax.experimental.compilation_cache import compilation_cache
 
-from scaling.devices import cache_dir
+from scaling.runtime.devices import cache_dir
 
 _EVENTS = {"/jax/compilation_cache/cache_hits": "hits", "/jax/compilation_cache/cache_misses": "misses"}
 _counts: collections.Counter = collections.Counter()

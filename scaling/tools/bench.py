@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from analysis.cli import add_bench_fit
-from scaling.config import load_config
-from scaling.tracking import read_metrics
+from scaling.config.loading import load_config
+from scaling.workdir.tracking import read_metrics
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +56,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bench_pack(args: argparse.Namespace) -> int:
-    from scaling.loop_bench import bench_settings
+    from scaling.tools.loop_bench import bench_settings
     from scaling.train import train_and_evaluate, train_packed
 
     settings = [*bench_settings(args.steps), f"train.log_every_steps={max(1, args.steps // 5)}", *args.overrides]
@@ -82,8 +82,8 @@ def _bench_pack(args: argparse.Namespace) -> int:
 
 
 def _bench_data(args: argparse.Namespace) -> int:
-    from scaling.data.bench import bench_data
-    from scaling.step_bench import train_step_images_per_second
+    from scaling.tools.data_bench import bench_data
+    from scaling.tools.step_bench import train_step_images_per_second
 
     config = load_config(args.config, ["wandb.mode=disabled", *args.overrides])
     rows = bench_data(config, args.steps, lambda: train_step_images_per_second(config, max(2, args.steps // 4)))
@@ -96,7 +96,7 @@ def _bench_data(args: argparse.Namespace) -> int:
 
 
 def _bench_loop(args: argparse.Namespace) -> int:
-    from scaling.loop_bench import bench_loop, bench_settings, format_loop_bench
+    from scaling.tools.loop_bench import bench_loop, bench_settings, format_loop_bench
 
     config = load_config(args.config, [*bench_settings(args.steps), *args.overrides])
     print(format_loop_bench(bench_loop(config, args.rounds), args.config, config))

@@ -23,7 +23,7 @@ from analysis.bootstrap import Bootstrap, bootstrap
 from analysis.errors import AnalysisError
 from analysis.estimate import Estimate
 from analysis.fit import Fit, fit_law
-from analysis.history import GROUP_LABELS, fit_rows
+from analysis.history.table import GROUP_LABELS, fit_rows
 from analysis.laws import POWER, Law, Param
 from analysis.laws.base import Params, log_grid
 from analysis.points import select_points

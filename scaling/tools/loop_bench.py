@@ -18,8 +18,8 @@ import ml_collections
 import numpy as np
 
 from scaling.errors import ConfigError
-from scaling.step_bench import bare_step_timer
-from scaling.tracking import read_metrics
+from scaling.tools.step_bench import bare_step_timer
+from scaling.workdir.tracking import read_metrics
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from scaling.config import to_json_dict
+from scaling.config.loading import to_json_dict
 from scaling.errors import ConfigError
 from scaling.plan import RunPlan
 

@@ -1,4 +1,4 @@
-"""What `scaling history plot|fit|compare` do, given their parsed options (see analysis.history_cli).
+"""What `scaling history plot|fit|compare` do, given their parsed options (see analysis.history.cli).
 Heavy modules are imported inside the handlers, so registering the commands stays cheap."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from analysis.commands import figure_formats, guarded, write_json
 from analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
-    from analysis.history_plots import Overlay
+    from analysis.history.plots import Overlay
 
 FRONTIER_LAWS = ("saturating", "power")
 
@@ -18,9 +18,9 @@ FRONTIER_LAWS = ("saturating", "power")
 @guarded
 def run_history_plot(args: argparse.Namespace) -> int:
     """`history plot`: the three figures, with a sweep's runs and frontier overlaid if --runs is given."""
-    from analysis.history import load_history
-    from analysis.history_fit import FitOptions, history_trends
-    from analysis.history_plots import compute_figure, date_figure, ilsvrc_figure
+    from analysis.history.table import load_history
+    from analysis.history.fit import FitOptions, history_trends
+    from analysis.history.plots import compute_figure, date_figure, ilsvrc_figure
     from analysis.plots.style import paper_style, save
 
     _check_bootstrap(args.bootstrap)
@@ -43,8 +43,8 @@ def run_history_plot(args: argparse.Namespace) -> int:
 @guarded
 def run_history_fit(args: argparse.Namespace) -> int:
     """`history fit`: print the trends with their intervals; write them as JSON if --json is given."""
-    from analysis.history import HISTORY_TABLE, load_history
-    from analysis.history_fit import ERDIL_BESIROGLU, FitOptions, format_trend, history_trends, trend_record
+    from analysis.history.table import HISTORY_TABLE, load_history
+    from analysis.history.fit import ERDIL_BESIROGLU, FitOptions, format_trend, history_trends, trend_record
 
     _check_bootstrap(args.bootstrap)
     if not 0 < args.confidence < 1:
@@ -75,16 +75,16 @@ def run_history_fit(args: argparse.Namespace) -> int:
 def run_history_compare(args: argparse.Namespace) -> int:
     """`history compare`: reproduced against published for every run with a `reference`; --plot places them
     on the history's error-vs-compute axes."""
-    from analysis.history import load_history
-    from analysis.history_runs import format_comparison, reference_runs
+    from analysis.history.table import load_history
+    from analysis.history.runs import format_comparison, reference_runs
 
     formats = figure_formats(args.formats)
     runs = reference_runs(args.runs)
     history = load_history(args.table) if args.plot else None
     print(format_comparison(runs))
     if args.plot:
-        from analysis.history_fit import FitOptions, history_trends
-        from analysis.history_plots import compute_figure
+        from analysis.history.fit import FitOptions, history_trends
+        from analysis.history.plots import compute_figure
         from analysis.plots.style import paper_style, save
 
         unplaced = runs[runs["compute"].isna() | runs["top1_error"].isna()]
@@ -102,10 +102,10 @@ def run_history_compare(args: argparse.Namespace) -> int:
 
 def _overlay(args: argparse.Namespace) -> tuple[Overlay, list[str]]:
     """The --runs table as an overlay with its fitted frontier, and warnings about what could not be fitted."""
-    from analysis.columns import parse_mapping, require_columns
-    from analysis.history_plots import Overlay
+    from analysis.table.contract import parse_mapping, require_columns
+    from analysis.history.plots import Overlay
     from analysis.laws import get_law
-    from analysis.load import load_results
+    from analysis.table.load import load_results
     from analysis.request import FitRequest, fit_request
     from analysis.validate import positive_column
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from scaling.defaults import base_config
+from scaling.config.defaults import base_config
 from scaling.models import variant_config
 
 

@@ -14,12 +14,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from scaling import sharding
+from scaling.program import sharding
 from scaling.data import DatasetFacts
 from scaling.data.pipeline import device_augment
 from scaling.models import build_model
-from scaling.optim import make_optimizer
-from scaling.steps import TrainState, make_loss_fn, make_train_step, split_model
+from scaling.program.optim import make_optimizer
+from scaling.program.steps import TrainState, make_loss_fn, make_train_step, split_model
 
 COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}  # None: the parameters' float32
 

@@ -1,5 +1,5 @@
-"""The record of ImageNet accuracy shipped with the package (analysis/data/imagenet_history.csv, whose
-conventions are in analysis/data/README.md): loading it, checking it, and picking the rows a fit uses."""
+"""The record of ImageNet accuracy shipped with the package (analysis/history/data/imagenet_history.csv, whose
+conventions are in analysis/history/data/README.md): loading it, checking it, and picking the rows a fit uses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.columns import require_columns
+from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
 
 HISTORY_TABLE = Path(__file__).with_name("data") / "imagenet_history.csv"

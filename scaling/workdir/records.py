@@ -42,7 +42,7 @@ class RunResult:
     num_devices: int | None = None
     pack_size: int = 1  # models trained together in one vmapped program (wall time is shared)
     examples_per_second: float | None = None  # median over logging windows after the first (compile, warm-up)
-    mfu: float | None = None  # model FLOPs utilization at that speed (scaling.devices); None: unknown peak
+    mfu: float | None = None  # model FLOPs utilization at that speed (scaling.runtime.devices); None: unknown peak
     compilation_cache: dict[str, int] | None = None  # persistent-cache hits and misses of this attempt
 
 

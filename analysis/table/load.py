@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.columns import COMPLETED, rename_columns
+from analysis.table.contract import COMPLETED, rename_columns
 from analysis.errors import AnalysisError
-from analysis.workdirs import read_workdirs
+from analysis.table.workdirs import read_workdirs
 
 
 @dataclasses.dataclass(frozen=True)

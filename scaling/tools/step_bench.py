@@ -10,9 +10,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from scaling import sharding
+from scaling.program import sharding
 from scaling.plan import plan_run
-from scaling.program import build_program
+from scaling.program.build import build_program
 
 
 def bare_step_timer(config: ml_collections.ConfigDict) -> tuple[int, Callable[[int], float]]:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.workdirs import CONFIG_FILE, RESULT_FILE
+from analysis.table.workdirs import CONFIG_FILE, RESULT_FILE
 
 COLUMNS = ("run", "name", "status", "dataset", "resolution", "epochs", "steps", "compute", "top1_error",
            "top5_error", "published_top1_error", "published_top5_error", "published_compute", "source", "year")

@@ -1,6 +1,6 @@
 """The `history` command group (`scaling history plot|fit|compare`): the record of ImageNet accuracy, its
 trends, and reproductions of historic models. Registered by analysis.cli.add_commands; the handlers are in
-analysis.history_commands."""
+analysis.history.commands."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import functools
 import sys
 from pathlib import Path
 
-from analysis.history_commands import FRONTIER_LAWS, run_history_compare, run_history_fit, run_history_plot
+from analysis.history.commands import FRONTIER_LAWS, run_history_compare, run_history_fit, run_history_plot
 
-TABLE_HELP = ("history table to use instead of the one shipped with the package (analysis/data/"
-              "imagenet_history.csv; same columns, see analysis/data/README.md)")
+TABLE_HELP = ("history table to use instead of the one shipped with the package (analysis/history/data/"
+              "imagenet_history.csv; same columns, see analysis/history/data/README.md)")
 PLOT_EPILOG = """\
 examples:
   scaling history plot --out figures/history
@@ -55,7 +55,7 @@ def add_history_command(subparsers: argparse._SubParsersAction) -> None:
     history = subparsers.add_parser(
         "history", help="the history of ImageNet accuracy: figures, trends, and reproductions of historic models",
         description="ILSVRC 2010-2017 and landmark models from AlexNet to today, from the table shipped with "
-        "the package (analysis/data/imagenet_history.csv).")
+        "the package (analysis/history/data/imagenet_history.csv).")
     commands = history.add_subparsers(dest="history_command", required=True, metavar="HISTORY_COMMAND",
                                       help="plot, fit or compare (each has --help)")
     history.set_defaults(handler=functools.partial(_usage, history))

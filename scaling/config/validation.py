@@ -9,11 +9,11 @@ import ml_collections
 from scaling.data import DatasetFacts
 from scaling.data.augment import Augment
 from scaling.data.pipeline import PIPELINES, eval_split
-from scaling.defaults import DURATIONS, OPTIMIZERS, SCHEDULES, WANDB_MODES
+from scaling.config.defaults import DURATIONS, OPTIMIZERS, SCHEDULES, WANDB_MODES
 from scaling.errors import ConfigError
 from scaling.models import validate_model_config
-from scaling.program import COMPUTE_DTYPES
-from scaling.sharding import batch_shards, mesh_shape
+from scaling.program.build import COMPUTE_DTYPES
+from scaling.program.sharding import batch_shards, mesh_shape
 
 
 def validate_config(config: ml_collections.ConfigDict, facts: DatasetFacts) -> None:

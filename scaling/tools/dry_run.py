@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from scaling import sharding
+from scaling.program import sharding
 from scaling.data.source import declared_facts
 from scaling.models import describe_model
-from scaling.program import build_program
-from scaling.validation import validate_compute, validate_config
+from scaling.program.build import build_program
+from scaling.config.validation import validate_compute, validate_config
 
 
 def dry_run(config: ml_collections.ConfigDict) -> str:

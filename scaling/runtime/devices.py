@@ -5,7 +5,7 @@ its peak is measured once, by a jitted float32 matrix-multiply probe running on 
 the process at once, and cached as JSON in $SCALING_CACHE_DIR (default
 ~/.cache/imagenet-scaling)/cpu_peak.json, keyed by CPU model, device count and dtype. MFU = (training
 FLOPs per example x examples per second) / (devices x peak per device), with training FLOPs as
-counted by scaling.flops.
+counted by scaling.program.flops.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def peak_flops_per_second(device: jax.Device, dtype: str | jnp.dtype = "float32"
         if pattern in kind:
             return peaks[_DTYPES[name]]
     raise ValueError(
-        f"no peak FLOP/s known for device kind {device.device_kind!r}; add it to scaling.devices.PEAKS "
+        f"no peak FLOP/s known for device kind {device.device_kind!r}; add it to scaling.runtime.devices.PEAKS "
         f"(known: {', '.join(pattern for pattern, _ in PEAKS)})"
     )
 

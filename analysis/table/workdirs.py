@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.columns import RESULT_COLUMNS
+from analysis.table.contract import RESULT_COLUMNS
 from analysis.errors import AnalysisError
 
 RESULT_FILE, METRICS_FILE, CONFIG_FILE = "result.json", "metrics.jsonl", "config.json"

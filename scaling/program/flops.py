@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from scaling.steps import make_loss_fn, split_model
+from scaling.program.steps import make_loss_fn, split_model
 
 
 def train_flops_per_example(

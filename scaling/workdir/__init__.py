@@ -1,0 +1,1 @@
+"""What a run leaves in its workdir: checkpoints, `config.json` and `result.json` records, metrics trackers."""
