@@ -8,14 +8,12 @@ figures and reports. Stands alone: it reads tables and run folders, and never im
 """
 
 from analysis.backtest import Backtest, backtest
-from analysis.bootstrap import Bootstrap, bootstrap
+from analysis.bootstrap import Bootstrap, Estimate, bootstrap
 from analysis.errors import AnalysisError
-from analysis.estimate import Estimate
 from analysis.fit import Fit, fit_law
 from analysis.frontier import envelope_frontier, flops_model, isoflop_frontier, parametric_frontier
-from analysis.laws import LAWS, Law, get_law
+from analysis.laws import LAWS, Law, get_law, predict
 from analysis.table.load import Results, load_results
-from analysis.predict import predict
 from analysis.request import FitRequest, FittedLaw, fit_request
 from analysis.study import Study, StudyOptions, run_study
 

@@ -1,7 +1,8 @@
 """Bootstrap confidence intervals: resample points (or whole runs), refit from the best minima of the fit.
 
 A resample is a vector of multiplicities, so every refit has the same shape and all of them run in one
-vectorised batch (resamples x kept minima).
+vectorised batch (resamples x kept minima). `Estimate` and `percentile_interval` turn any resampled values
+(here, and in the frontiers) into a point estimate with a percentile interval.
 """
 
 from __future__ import annotations
@@ -12,10 +13,35 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from analysis.errors import AnalysisError
-from analysis.estimate import DEFAULT_CONFIDENCE, Estimate, percentile_interval
 from analysis.fit import Fit, data_units, solve
+from analysis.laws import predict
 from analysis.lbfgs import CONVERGED
-from analysis.predict import predict
+
+DEFAULT_CONFIDENCE = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a confidence interval (NaN bounds when there is no interval)."""
+
+    value: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, float]:
+        """value, low, high as a dict (for JSON)."""
+        return dataclasses.asdict(self)
+
+
+def percentile_interval(values: np.ndarray, estimate: float, confidence: float) -> Estimate:
+    """`estimate` with the central `confidence` interval of the finite resampled `values`."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return Estimate(float(estimate), float("nan"), float("nan"))
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return Estimate(float(estimate), float(low), float(high))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,9 +84,8 @@ def run_plot(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     """`report`: write the HTML page, its JSON record and the figures."""
     from analysis.plots import draw_figures
-    from analysis.records import study_record
     from analysis.report import write_report
-    from analysis.summary import format_law_line
+    from analysis.summary import format_law_line, study_record
 
     study = _study(args, DEFAULT_LAWS, with_backtest=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -116,11 +115,10 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace, default_laws: Sequence[str]) -> tuple[Results, list[FitRequest], list[str]]:
     """The table and the fit requests the options describe, with notes on default laws left out."""
-    from analysis.chance import chance_level
     from analysis.table.contract import parse_mapping
     from analysis.laws import get_law
     from analysis.table.load import load_results
-    from analysis.request import FitRequest
+    from analysis.request import FitRequest, chance_level
 
     _check_options(args)
     results = load_results(args.table, parse_mapping(args.columns))

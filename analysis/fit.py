@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -17,10 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from analysis.errors import AnalysisError
-from analysis.laws import Law
+from analysis.laws import Law, predict
 from analysis.lbfgs import CONVERGED, STATUS_NAMES, Minima, minimise
-from analysis.predict import predict
-from analysis.starts import start_grid
 from analysis.validate import enough_points, positive_values
 
 DEFAULT_HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, App. D
@@ -105,6 +104,19 @@ def fit_law(law: Law, x: Sequence[np.ndarray] | np.ndarray, y: np.ndarray, *, we
     return Fit(law=law, params=params, loss=float(minima.value[best]), status=STATUS_NAMES[int(minima.status[best])],
                evaluations=int(minima.evaluations[best]), warnings=tuple(warnings), num_starts=len(raw_starts),
                setup=setup, minima=_distinct(minima.x[order[finite[order]]], KEPT_MINIMA))
+
+
+def start_grid(law: Law, per_parameter: int | None = None) -> np.ndarray:
+    """Every combination of the parameters' starting values (raw, unconstrained), one start per row
+    (Hoffmann et al. 2022, App. D). With `per_parameter`, each parameter contributes that many of its values,
+    evenly picked (a coarser grid)."""
+    columns = []
+    for param in law.params:
+        values = np.asarray(param.starts, dtype=np.float64)
+        if per_parameter is not None:
+            values = values[np.unique(np.round(np.linspace(0, len(values) - 1, per_parameter)).astype(int))]
+        columns.append(param.raw(param.inside(values)))
+    return np.array(list(itertools.product(*columns)), dtype=np.float64)
 
 
 def prepare(law: Law, x: Sequence[np.ndarray] | np.ndarray, y: np.ndarray, *, weights: np.ndarray | None = None,

@@ -1,14 +1,17 @@
-"""A law to fit to a results table: which columns, which rows, which options; and the fit with its intervals."""
+"""A law to fit to a results table: which columns, which rows, which options (with the random-guess
+constant some laws hold fixed, read off the table); and the fit with its intervals."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import Bootstrap, bootstrap
+from analysis.bootstrap import DEFAULT_CONFIDENCE, Bootstrap, bootstrap
+from analysis.errors import AnalysisError
 from analysis.table.contract import require_columns
 from analysis.fit import DEFAULT_HUBER_DELTA, Fit, fit_law
 from analysis.laws import Law
@@ -65,7 +68,7 @@ class FittedLaw:
 
 
 def fit_request(request: FitRequest, frame: pd.DataFrame, *, resamples: int = 0, by_run: bool = False,
-                seed: int = 0, confidence: float = 0.95) -> FittedLaw:
+                seed: int = 0, confidence: float = DEFAULT_CONFIDENCE) -> FittedLaw:
     """Fit `request` on `frame`, with a bootstrap of `resamples` resamples (of rows, or of runs if `by_run`)."""
     rows = request.rows(frame)
     fit = request.fit(rows)
@@ -76,3 +79,19 @@ def fit_request(request: FitRequest, frame: pd.DataFrame, *, resamples: int = 0,
         groups = rows["run_id"].to_numpy() if by_run else None
         boot = bootstrap(fit, resamples, seed=seed, groups=groups, confidence=confidence)
     return FittedLaw(request=request, rows=rows, fit=fit, boot=boot)
+
+
+def chance_level(frame: pd.DataFrame, y: str) -> float | None:
+    """y of a uniform random guess over the table's K classes (the constant the Rosenfeld and M4 laws hold
+    fixed): 1 - k/K for top-k error (k = 5 for columns named top5*, else 1), ln K for *loss columns; None if
+    the table or the column's name does not say."""
+    if "num_classes" not in frame.columns or not ("error" in y or "loss" in y):
+        return None
+    classes = pd.to_numeric(frame["num_classes"], errors="coerce").dropna().unique()
+    if classes.size > 1:
+        raise AnalysisError(f"the table mixes datasets with {sorted(classes.tolist())} classes; fit one dataset "
+                            "at a time or pass --random-guess")
+    top = 5.0 if "top5" in y else 1.0
+    if classes.size == 0 or classes[0] <= top:
+        return None
+    return math.log(classes[0]) if "loss" in y else 1.0 - top / float(classes[0])

@@ -1,4 +1,4 @@
-"""Fits, frontiers and backtests as JSON-ready records and as plain-text tables."""
+"""Fits, frontiers, backtests and whole studies as JSON-ready records; and those records as plain text."""
 
 from __future__ import annotations
 
@@ -6,9 +6,30 @@ import math
 from typing import Any
 
 from analysis.backtest import Backtest
-from analysis.estimate import Estimate
+from analysis.bootstrap import Estimate
 from analysis.frontier import Allocation
 from analysis.request import FittedLaw
+from analysis.study import Study
+
+
+def study_record(study: Study) -> dict[str, Any]:
+    """Everything the report shows, as plain data: the table, the fitted laws, the frontiers, the backtest."""
+    parts = (study.envelope and study.envelope.allocation, study.isoflop and study.isoflop.allocation,
+             study.parametric)
+    return {
+        "table": study.results.source, "y": study.y, "rows": len(study.results.frame),
+        "dropped_rows": study.results.dropped,
+        "laws": [law_record(fitted) for fitted in study.laws],
+        "frontiers": [allocation_record(part) for part in parts if part is not None],
+        "isoflop_budgets": [
+            {"budget": p.budget, "runs": len(p.params), "n_opt": p.n_opt, "y_opt": p.y_opt, "problem": p.problem}
+            for p in (study.isoflop.parabolas if study.isoflop else ())
+        ],
+        "flops_per_example": None if study.flops is None else {
+            "coefficient": study.flops.coefficient, "exponent": study.flops.exponent},
+        "backtest": backtest_record(study.backtest) if study.backtest else None,
+        "warnings": list(study.warnings),
+    }
 
 
 def law_record(fitted: FittedLaw) -> dict[str, Any]:

@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.table.contract import RESULT_COLUMNS
-from analysis.laws import CHINCHILLA, Law
-from analysis.predict import predict
+from analysis.table.contract import RESULT_COLUMNS, Status
+from analysis.laws import CHINCHILLA, Law, predict
 
 # L(N, D) for top-1 error: the exponents of Hoffmann et al. 2022, scales that keep the error below 1
 TOP1_LAW = {"E": 0.1, "A": 20.0, "B": 12.0, "alpha": 0.34, "beta": 0.28}
@@ -55,7 +54,7 @@ def synthetic_sweep(params: Mapping[str, float] = TOP1_LAW, *, budgets: Sequence
                     "step": int(examples // 256), "examples_seen": int(examples),
                     "compute": flops_per_param * size * int(examples), "lr": 1e-3, "weight_decay": 1e-4,
                     "schedule": "constant", "seed": 0, "is_final": index == len(seen) - 1,
-                    "top1_error": float(value), "top5_error": float(value) / 3.0, "status": "completed",
+                    "top1_error": float(value), "top5_error": float(value) / 3.0, "status": Status.COMPLETED,
                     "device_kind": "synthetic",
                 })
     return pd.DataFrame(rows).reindex(columns=list(RESULT_COLUMNS))

@@ -5,7 +5,7 @@ Command:
 The argument sets any model knob: width (first conv's channels, 64 = the paper's), dropout.
 """
 
-from scaling.config.loading import parse_config_arg
+from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
 
 
@@ -13,7 +13,7 @@ def get_config(arg: str | None = None):
     """AlexNet config; `arg` is `key=value,...` over the model knobs."""
     config = base_config("alexnet")
     config.model.update(width=16)
-    config.model.update(parse_config_arg(arg, **config.model))
+    set_config_arg(config.model, arg)
     config.train.batch_size = 128
     config.train.epochs = 15.0
     config.train.eval_every_steps = 50

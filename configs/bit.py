@@ -7,7 +7,7 @@ BiT-R50x1 at ImageNet size: configs/bit.py:width=64,depth=50,block=bottleneck,st
 (or configs/model.py:variant=bit-resnet50).
 """
 
-from scaling.config.loading import parse_config_arg
+from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
 
 
@@ -15,7 +15,7 @@ def get_config(arg: str | None = None):
     """BiT config; `arg` is `key=value,...` over the model knobs."""
     config = base_config("bit")
     config.model.update(width=16, depth=10, block="basic", stem="small")
-    config.model.update(parse_config_arg(arg, **config.model))
+    set_config_arg(config.model, arg)
     config.train.batch_size = 128
     config.train.epochs = 15.0
     config.train.eval_every_steps = 50

@@ -6,7 +6,7 @@ The argument sets any model knob: width, depth, stage_sizes, patch_size (the ste
 4 at ImageNet size, 1 for the 8x8 digits).
 """
 
-from scaling.config.loading import parse_config_arg
+from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
 
 
@@ -14,7 +14,7 @@ def get_config(arg: str | None = None):
     """ConvNeXt config; `arg` is `key=value,...` over the model knobs."""
     config = base_config("convnext")
     config.model.update(width=16, depth=4, patch_size=1)
-    config.model.update(parse_config_arg(arg, **config.model))
+    set_config_arg(config.model, arg)
     config.train.batch_size = 128
     config.train.epochs = 30.0
     config.train.eval_every_steps = 50

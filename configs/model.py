@@ -6,7 +6,7 @@ The argument is variant=NAME, then optionally any model knob of its family: vari
 Training settings are the base config's (AdamW); the historic recipes live in configs/history/.
 """
 
-from scaling.config.loading import parse_config_arg
+from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
 from scaling.errors import ConfigError
 from scaling.models import variant_config
@@ -23,8 +23,8 @@ def get_config(arg: str | None = None):
         )
     model = variant_config(name)
     config = base_config(model.name)
-    knobs = {key: value for key, value in model.items() if key != "name"}
-    config.model.update(parse_config_arg(rest, **knobs))
+    config.model.update(model.to_dict())
+    set_config_arg(config.model, rest)
     config.data.resolution = 224
     config.train.epochs = 90.0
     return config

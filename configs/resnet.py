@@ -6,7 +6,7 @@ The argument sets any model knob: width, depth, block, stage_sizes, num_stages, 
 For ImageNet-sized images use stem=imagenet, e.g. configs/resnet.py:width=64,depth=50,stem=imagenet.
 """
 
-from scaling.config.loading import parse_config_arg
+from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
 
 
@@ -14,7 +14,7 @@ def get_config(arg: str | None = None):
     """ResNet config; `arg` is `key=value,...` over the model knobs."""
     config = base_config("resnet")
     config.model.update(width=16, depth=10, stem="small")
-    config.model.update(parse_config_arg(arg, **config.model))
+    set_config_arg(config.model, arg)
     config.train.batch_size = 128
     config.train.epochs = 15.0
     config.train.eval_every_steps = 50

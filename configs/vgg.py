@@ -6,7 +6,7 @@ The argument sets any model knob: width (first stage's channels, 64 = the paper'
 batch_norm, dropout.
 """
 
-from scaling.config.loading import parse_config_arg
+from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
 
 
@@ -14,7 +14,7 @@ def get_config(arg: str | None = None):
     """VGG config; `arg` is `key=value,...` over the model knobs."""
     config = base_config("vgg")
     config.model.update(width=16, depth=11, batch_norm=True)
-    config.model.update(parse_config_arg(arg, **config.model))
+    set_config_arg(config.model, arg)
     config.train.batch_size = 128
     config.train.epochs = 15.0
     config.train.eval_every_steps = 50

@@ -5,7 +5,7 @@ Command (about a minute on 2 CPU cores):
 The argument sets any model knob: width, depth, num_heads, mlp_ratio, patch_size, pool.
 """
 
-from scaling.config.loading import parse_config_arg
+from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
 
 
@@ -13,7 +13,7 @@ def get_config(arg: str | None = None):
     """ViT config; `arg` is `key=value,...` over the model knobs."""
     config = base_config("vit")
     config.model.update(width=64, depth=4, num_heads=4, patch_size=2, pool="gap")
-    config.model.update(parse_config_arg(arg, **config.model))
+    set_config_arg(config.model, arg)
     config.train.batch_size = 128
     config.train.epochs = 30.0
     config.train.eval_every_steps = 50

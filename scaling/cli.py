@@ -8,6 +8,7 @@ import sys
 
 from scaling.errors import CheckpointError, ConfigError, DataError
 from analysis.cli import add_commands as add_analysis_commands
+from analysis.table.contract import Status
 from scaling.tools.bench import add_commands as add_bench_commands
 from scaling.tools.data_commands import add_commands as add_data_commands
 from scaling.sweep.commands import add_commands as add_sweep_commands
@@ -115,9 +116,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.wandb:
         config.wandb.mode = args.wandb
     result = train_and_evaluate(config, args.workdir)
-    if result.status != "completed":
+    if result.status != Status.COMPLETED:
         print(f"error: run {result.status}: {result.error}", file=sys.stderr)
-        return PREEMPTED_EXIT if result.status == "preempted" else 1
+        return PREEMPTED_EXIT if result.status == Status.PREEMPTED else 1
     return 0
 
 

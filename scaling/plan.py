@@ -1,35 +1,45 @@
-"""What a config will do, known before any data is decoded or anything compiled."""
+"""What a config will do, known before any data is decoded or anything compiled: the run plan."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
 from flax import nnx
 
+from scaling.config.validation import num_train_steps, validate_config
 from scaling.data import DatasetFacts, dataset_facts, open_builder
 from scaling.data.pipeline import plan_selection
 from scaling.data.selection import Selection
-from scaling.data.source import is_random_access
+from scaling.data.source import builder_facts, is_random_access
 from scaling.errors import ConfigError
+from scaling.models import ModelSpec, count_params, describe_model
 from scaling.program.flops import train_flops_per_example
-from scaling.models import build_model, count_params
-from scaling.config.validation import num_train_steps, validate_config
+from scaling.program.optim import cooldown_branch, learning_rates
 
 
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
-    """Sizes of one run: dataset facts (num_classes: the run's classes), examples, parameters, FLOPs, steps."""
+    """One run sized from its config, labels and a shape-only model: dataset facts (num_classes: the run's
+    classes), examples, parameters, FLOPs, steps, the learning rate of every step and the kept checkpoints."""
 
+    config: ml_collections.ConfigDict
+    builder: tfds.core.DatasetBuilder  # the training dataset, opened once per plan
     facts: DatasetFacts
     selection: Selection
+    model: ModelSpec  # checked once, here
     train_examples: int
     params: int
     flops_per_example: float
     num_steps: int  # this run's steps (for a cooldown branch: up to the branch point, plus its cooldown)
     batch_size: int
     trunk_steps: int  # the steps the config's duration describes (the trunk's, for a branch)
+    learning_rates: np.ndarray  # [num_steps], float32: the rate of each step (the train step scales by it)
+    kept_steps: frozenset[int]  # checkpoints saved and kept forever (branch points of cooldowns)
     branch_step: int | None = None  # where a cooldown branch leaves its trunk
 
     @property
@@ -37,12 +47,22 @@ class RunPlan:
         """Planned training FLOPs of the whole run."""
         return self.flops_per_example * self.num_steps * self.batch_size
 
+    def result_fields(self) -> dict[str, Any]:
+        """The fields of the run's result.json that the plan knows before training."""
+        model = self.config.model
+        return {
+            "family": model.name, "model": describe_model(model), "width": model.width, "depth": model.get("depth"),
+            "params": self.params, "flops_per_example": self.flops_per_example, "dataset": self.config.data.name,
+            "num_classes": self.facts.num_classes, "train_examples": self.train_examples,
+            "resolution": self.facts.image_shape[0], "batch_size": self.batch_size, "num_steps": self.num_steps,
+        }
+
 
 def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
     """Validate `config` against its dataset and devices, and size the run from its labels and a shape-only model."""
-    facts = dataset_facts(config.data.name, config.data.data_dir, config.data.resolution)
-    validate_config(config, facts)
     builder = open_builder(config.data.name, config.data.data_dir)
+    facts = builder_facts(builder, config.data.name, config.data.resolution)
+    model = validate_config(config, facts)
     if config.data.pipeline == "stream" and not is_random_access(builder):
         raise ConfigError(
             f"data.pipeline='stream' reads records by index, but {config.data.name} is stored as tfrecord; rebuild "
@@ -51,19 +71,19 @@ def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
     _check_extra_eval(config, facts)
     selection = plan_selection(config.data, builder, facts.num_classes)
     facts = dataclasses.replace(facts, num_classes=selection.num_classes)
-    abstract_model = nnx.eval_shape(
-        lambda: build_model(config.model, image_shape=facts.image_shape, num_classes=facts.num_classes, rngs=nnx.Rngs(0))
-    )
+    abstract_model = nnx.eval_shape(lambda: model.build(nnx.Rngs(0)))
     flops = train_flops_per_example(abstract_model, facts.image_shape, facts.num_classes, config.train.batch_size)
-    subset = selection.train_examples
-    trunk_steps = num_train_steps(config, subset, flops)
-    branch_step = num_steps = None
+    trunk_steps = num_train_steps(config, selection.train_examples, flops)
+    rates = learning_rates(config.optim, trunk_steps)
+    branch_step = None
     if config.train.branch_from is not None:
         branch_step = max(1, round(config.train.branch_fraction * trunk_steps))
-        num_steps = math.ceil(branch_step / (1.0 - config.optim.cooldown_fraction))
+        rates = cooldown_branch(rates, branch_step, math.ceil(branch_step / (1.0 - config.optim.cooldown_fraction)))
     return RunPlan(
-        facts=facts, selection=selection, train_examples=subset, params=count_params(abstract_model), flops_per_example=flops,
-        num_steps=num_steps or trunk_steps, batch_size=config.train.batch_size, trunk_steps=trunk_steps,
+        config=config, builder=builder, facts=facts, selection=selection, model=model,
+        train_examples=selection.train_examples, params=count_params(abstract_model), flops_per_example=flops,
+        num_steps=len(rates), batch_size=config.train.batch_size, trunk_steps=trunk_steps, learning_rates=rates,
+        kept_steps=frozenset(max(1, round(f * trunk_steps)) for f in config.train.keep_checkpoint_fractions),
         branch_step=branch_step,
     )
 
@@ -77,8 +97,3 @@ def _check_extra_eval(config: ml_collections.ConfigDict, facts: DatasetFacts) ->
                 f"data.extra_eval entry {name!r} has {extra.num_classes} classes but {facts.name} has "
                 f"{facts.num_classes}; extra evaluation sets must share the training label space"
             )
-
-
-def kept_steps(config: ml_collections.ConfigDict, trunk_steps: int) -> set[int]:
-    """Steps whose checkpoints are saved and kept forever (branch points of cooldowns)."""
-    return {max(1, round(fraction * trunk_steps)) for fraction in config.train.keep_checkpoint_fractions}

@@ -17,6 +17,7 @@ from scaling.config.loading import load_config
 TINY_MODELS = {
     "resnet": "configs/resnet.py:width=4,depth=10",
     "vit": "configs/vit.py:width=16,depth=2,num_heads=2,patch_size=2",
+    "convnext": "configs/convnext.py:width=8,depth=4",
 }
 
 

@@ -5,10 +5,8 @@ import pytest
 
 from analysis.bootstrap import bootstrap
 from analysis.errors import AnalysisError
-from analysis.fit import fit_law
-from analysis.laws import CHINCHILLA, M4, POWER, SATURATING
-from analysis.predict import predict
-from analysis.starts import start_grid
+from analysis.fit import fit_law, start_grid
+from analysis.laws import CHINCHILLA, M4, POWER, SATURATING, predict
 from analysis.synthetic import sample_law
 
 COMPUTE = np.geomspace(1e15, 1e20, 30)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.chance import chance_level
+from analysis.request import chance_level
 from analysis.table.contract import RESULT_COLUMNS, parse_mapping
 from analysis.errors import AnalysisError
 from analysis.table.load import load_results

@@ -1,5 +1,6 @@
 """On-device augmentation: inception crop, flip, RandAugment ops, mixup, determinism, config checks."""
 
+import dataclasses
 import functools
 
 import jax
@@ -10,7 +11,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from scaling.data.augment import OPS, Augment, apply_op, augment_images, mixup
+from scaling.config.defaults import FIELDS
 from scaling.errors import ConfigError
+from scaling.schema import check_fields
 
 ALL_ON = Augment(inception_crop=True, flip=True, randaugment_ops=2)
 augment_jit = jax.jit(augment_images, static_argnames=("augment", "size"))
@@ -126,6 +129,8 @@ def test_randaugment_ops_work_on_grayscale():
     [("min_area", 0.0), ("min_area", 1.5), ("randaugment_ops", -1), ("randaugment_ops", 1.5), ("randaugment_magnitude", -1.0), ("randaugment_magnitude", 11.0), ("mixup_alpha", -0.1), ("mixup_alpha", float("nan"))],
 )
 def test_bad_values_raise_config_error_naming_the_field(field, value):
+    """The config schema's rules for data.augment.* (checked with the whole config before anything compiles)."""
+    defaults = dataclasses.asdict(Augment())
     with pytest.raises(ConfigError, match=f"data.augment.{field}"):
-        Augment(**{field: value}).check()
-    Augment().check()
+        check_fields({**defaults, field: value}, FIELDS, under="data.augment.")
+    check_fields(defaults, FIELDS, under="data.augment.")

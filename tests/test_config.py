@@ -2,7 +2,9 @@
 
 import pytest
 
+from scaling.config.defaults import FIELDS, base_config
 from scaling.config.loading import apply_override, load_config, parse_config_arg
+from scaling.schema import check_fields, check_value
 from scaling.data import DatasetFacts
 from scaling.errors import ConfigError
 from scaling.config.validation import num_train_steps, validate_config
@@ -75,11 +77,42 @@ def test_default_configs_are_valid():
         (["train.microbatches=3"], "train.microbatches"),
         (["train.compute_dtype=float16"], "train.compute_dtype"),
         (["wandb.mode=cloud"], "wandb.mode"),
+        (["data.pipeline=bogus"], "data.pipeline"),
+        (["data.augment.min_area=0.0"], "data.augment.min_area"),
+        (["mesh.fsdp=0"], "mesh.fsdp"),
+        (["train.eval_every_steps=-1"], "train.eval_every_steps"),
+        (["train.keep_checkpoint_fractions=(0.5,2)"], "train.keep_checkpoint_fractions"),
+        (["train.branch_fraction=0.5"], "train.branch_from and train.branch_fraction together"),
+        (["seed=-1"], "seed"),
     ],
 )
 def test_bad_config_fails_naming_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         _validated(*overrides)
+
+
+@pytest.mark.parametrize("model", ["resnet", "vit", "bit", "alexnet", "vgg", "convnext"])
+def test_every_default_follows_its_rule(model):
+    config = base_config(model)
+    check_fields(config, FIELDS)
+    assert config.data.eval_split is None and config.train.epochs is None  # None defaults are typed placeholders
+    config.train.epochs = 2
+    assert isinstance(config.train.epochs, float)
+
+
+def test_schema_errors_name_the_field_what_it_must_be_and_the_value():
+    check_value("a.b", None, "int|None")
+    check_value("a.b", "gap", ("cls", "gap"))
+    cases = [
+        ("int|None", 0, "None: all", "a.b must be a positive integer or None (None: all), got 0"),
+        (("cls", "gap", "max"), "avg", "", "a.b must be one of 'cls', 'gap' or 'max', got 'avg'"),
+        ("portions", (0.5, 1.5), "", "a.b must be a sequence of numbers in (0, 1], got (0.5, 1.5)"),
+        ("count", True, "", "a.b must be an integer >= 0, got True"),
+    ]
+    for rule, value, note, message in cases:
+        with pytest.raises(ConfigError) as info:
+            check_value("a.b", value, rule, note)
+        assert str(info.value) == message
 
 
 def test_durations_in_steps_examples_and_epochs():

@@ -1,4 +1,6 @@
-"""The data package: the embedded digits tfds dataset, reading, subsets, batch order."""
+"""The data package: the embedded digits tfds dataset, decoding into the uint8 cache, subsets, batch order."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,17 +8,34 @@ import pytest
 from scaling.data import (
     EMBEDDED_DATASETS,
     DatasetFacts,
-    Examples,
     batch_indices,
     class_balanced_order,
     dataset_facts,
-    nested_subset,
     open_builder,
     prepare_embedded,
-    read_examples,
     read_labels,
 )
+from scaling.data.cache import cached_images
+from scaling.data.selection import select
+from scaling.data.source import decoded_images
 from scaling.errors import ConfigError, DataError
+
+TRAIN_SIZE = 1437
+
+
+def cached(builder, order, root: Path, resolution: int | None = None, rows: int | None = None) -> np.ndarray:
+    """The first `rows` (default: all) training images in `order`, through the sweep's uint8 cache."""
+    side = resolution or 8
+    rows = len(order) if rows is None else rows
+    images = cached_images(builder, "train", np.asarray(order, np.int64), rows, (side, side, 1), resolution, 1.0,
+                           root, quiet=True)
+    return np.asarray(images)
+
+
+def subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """The training examples of a run on `size` examples: the prefix of the selection's nested order."""
+    selection = select(labels, 10, train_examples=size, seed=seed)
+    return selection.train_order[: selection.train_examples]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +57,14 @@ def train_labels(digits):
 
 
 @pytest.fixture(scope="module")
-def train_all(digits):
-    return read_examples(digits, "train", None, None)
+def cache_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("scaling_cache")
+
+
+@pytest.fixture(scope="module")
+def train_all(digits, cache_root):
+    """Every training image in file order."""
+    return cached(digits, np.arange(TRAIN_SIZE), cache_root)
 
 
 # --------------------------------------------------------------------------- builder
@@ -80,60 +105,55 @@ def test_splits_are_stratified(digits, train_labels):
     assert np.abs(fraction - 0.2).max() < 0.01, fraction
 
 
-def test_read_all_examples(train_all, train_labels, digits):
-    assert isinstance(train_all, Examples)
-    assert train_all.images.dtype == np.uint8 and train_all.images.shape == (1437, 8, 8, 1)
-    assert train_all.labels.dtype == np.int32
-    np.testing.assert_array_equal(train_all.labels, train_labels)
-    assert train_all.images.max() == 255 and train_all.images.min() == 0
+def test_decode_all_examples(train_all, train_labels, digits):
+    assert train_all.dtype == np.uint8 and train_all.shape == (TRAIN_SIZE, 8, 8, 1)
+    assert train_all.max() == 255 and train_all.min() == 0
+    chunks = list(decoded_images(digits, "train", np.arange(TRAIN_SIZE), None))
+    np.testing.assert_array_equal(np.concatenate([images for images, _ in chunks]), train_all)
+    # The records decoded carry the labels read without decoding images, in the same file order.
+    np.testing.assert_array_equal(np.concatenate([labels for _, labels in chunks]), train_labels)
     # Labels are read in the same (deterministic) file order each time.
     np.testing.assert_array_equal(read_labels(digits, "train"), train_labels)
 
 
-def test_images_match_the_sklearn_digits(train_all):
+def test_images_match_the_sklearn_digits(train_all, train_labels):
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     expected = np.rint(bunch.images * 255 / 16).astype(np.uint8)[..., None]
     # Every stored image is one of the originals with the same label.
     lookup = {(im.tobytes()): int(y) for im, y in zip(expected, bunch.target)}
-    hits = [lookup.get(im.tobytes()) == int(y) for im, y in zip(train_all.images, train_all.labels)]
+    hits = [lookup.get(im.tobytes()) == int(y) for im, y in zip(train_all, train_labels)]
     assert np.mean(hits) > 0.99  # a few duplicate images across classes are possible
 
 
-def test_read_examples_follows_requested_order(digits, train_all):
-    indices = np.array([1000, 3, 57, 3, 0, 1436])
-    part = read_examples(digits, "train", indices, None)
-    assert part.images.shape == (6, 8, 8, 1)
-    np.testing.assert_array_equal(part.images, train_all.images[indices])
-    np.testing.assert_array_equal(part.labels, train_all.labels[indices])
-    empty = read_examples(digits, "train", np.array([], np.int64), None)
-    assert empty.images.shape == (0, 8, 8, 1) and empty.labels.shape == (0,)
-    with pytest.raises(IndexError):
-        read_examples(digits, "train", np.array([1437]), None)
+def test_cache_rows_follow_the_requested_order(digits, train_all, cache_root):
+    order = np.array([1000, 3, 57, 0, 1436, 12])
+    assert cached(digits, order, cache_root, rows=0).shape == (0, 8, 8, 1)
+    for rows in (3, 6):  # the cache grows; its first rows stay those of the order's prefix
+        part = cached(digits, order, cache_root, rows=rows)
+        assert part.shape == (rows, 8, 8, 1) and part.dtype == np.uint8
+        np.testing.assert_array_equal(part, train_all[order[:rows]])
 
 
-def test_resize_to_resolution(digits, train_all):
+def test_resize_to_resolution(digits, train_all, cache_root):
     indices = np.array([5, 2, 9])
-    big = read_examples(digits, "train", indices, 16)
-    assert big.images.shape == (3, 16, 16, 1) and big.images.dtype == np.uint8
-    np.testing.assert_array_equal(big.labels, train_all.labels[indices])
+    big = cached(digits, indices, cache_root, resolution=16)
+    assert big.shape == (3, 16, 16, 1) and big.dtype == np.uint8
     # Upsampling keeps the picture: block means track the 8x8 originals.
-    blocks = big.images[..., 0].reshape(3, 8, 2, 8, 2).astype(float).mean(axis=(2, 4))
-    original = train_all.images[indices, ..., 0].astype(float)
+    blocks = big[..., 0].reshape(3, 8, 2, 8, 2).astype(float).mean(axis=(2, 4))
+    original = train_all[indices, ..., 0].astype(float)
     assert np.corrcoef(blocks.ravel(), original.ravel())[0, 1] > 0.95
-    same = read_examples(digits, "train", indices, 8)
-    np.testing.assert_array_equal(same.images, train_all.images[indices])
+    np.testing.assert_array_equal(cached(digits, indices, cache_root, resolution=8), train_all[indices])
 
 
-def test_tfrecord_files_read_the_same(digits_tfrecord, train_all):
+def test_tfrecord_files_read_the_same(digits_tfrecord, train_all, train_labels, tmp_path):
     assert "tfrecord" in str(digits_tfrecord.info.file_format).lower()
-    np.testing.assert_array_equal(read_labels(digits_tfrecord, "train"), train_all.labels)
-    indices = np.array([1000, 3, 57, 3, 0])
-    part = read_examples(digits_tfrecord, "train", indices, None)
-    np.testing.assert_array_equal(part.images, train_all.images[indices])
-    np.testing.assert_array_equal(part.labels, train_all.labels[indices])
-    assert read_examples(digits_tfrecord, "train", indices[:2], 16).images.shape == (2, 16, 16, 1)
+    np.testing.assert_array_equal(read_labels(digits_tfrecord, "train"), train_labels)
+    order = np.array([1000, 3, 57, 0])
+    # A cache of its own: caches are keyed by dataset name and version, the same for both file formats.
+    np.testing.assert_array_equal(cached(digits_tfrecord, order, tmp_path), train_all[order])
+    assert cached(digits_tfrecord, order[:2], tmp_path, resolution=16).shape == (2, 16, 16, 1)
 
 
 def test_unknown_split_names_the_splits(digits):
@@ -171,15 +191,15 @@ def test_class_balanced_order_is_a_seeded_permutation(train_labels):
 
 
 def test_nested_subsets_are_nested_and_balanced(train_labels):
-    small = nested_subset(train_labels, 200, seed=3)
-    large = nested_subset(train_labels, 400, seed=3)
+    small = subset(train_labels, 200, seed=3)
+    large = subset(train_labels, 400, seed=3)
     np.testing.assert_array_equal(large[:200], small)
     assert len(set(large.tolist())) == 400
     smallest_class = np.bincount(train_labels).min()
     for n in (1, 10, 15, 200, 400, 10 * smallest_class):
-        counts = np.bincount(train_labels[nested_subset(train_labels, n, seed=3)], minlength=10)
+        counts = np.bincount(train_labels[subset(train_labels, n, seed=3)], minlength=10)
         assert counts.max() - counts.min() <= 1, (n, counts)
-    assert len(nested_subset(train_labels, None, seed=3)) == len(train_labels)
+    np.testing.assert_array_equal(np.sort(subset(train_labels, None, seed=3)), np.arange(len(train_labels)))
 
 
 def test_order_skips_exhausted_classes():
@@ -191,11 +211,11 @@ def test_order_skips_exhausted_classes():
     np.testing.assert_array_equal(np.bincount(labels[order[:8]], minlength=3), [2, 3, 3])
 
 
-def test_nested_subset_rejects_bad_sizes(train_labels):
+def test_subset_rejects_bad_sizes(train_labels):
     with pytest.raises(ConfigError, match=r"data\.train_examples.*1437"):
-        nested_subset(train_labels, 1438, seed=0)
+        subset(train_labels, 1438, seed=0)
     with pytest.raises(ConfigError, match=r"data\.train_examples"):
-        nested_subset(train_labels, 0, seed=0)
+        subset(train_labels, 0, seed=0)
 
 
 # --------------------------------------------------------------------------- batches

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.estimate import Estimate
+from analysis.bootstrap import Estimate
 from analysis.history.fit import (FitOptions, _reciprocal, compute_trend, format_trend, progress_trend, time_trend,
                                   trend_record)
 

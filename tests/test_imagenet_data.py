@@ -199,7 +199,7 @@ def test_label_sets_become_multi_hot_targets_and_score_any_hit():
     import jax.numpy as jnp
     from flax import nnx
 
-    from scaling.program.steps import make_eval_step
+    from scaling.program.evaluation import make_eval_step
 
     selection = select(np.repeat(np.arange(4), 3), 4, classes=2)
     first, second = selection.classes

@@ -22,19 +22,30 @@ def _losses(workdir):
     return [line["train_loss"] for line in read_metrics(workdir) if line["kind"] == "train"]
 
 
+def _evals(workdir):
+    return [line for line in read_metrics(workdir) if line["kind"] == "eval"]
+
+
 def test_packed_members_match_their_solo_runs(digits_data_dir, tmp_path):
-    for index, settings in enumerate(MEMBERS):
-        train_and_evaluate(_config(digits_data_dir, settings), tmp_path / f"solo{index}")
-    results = train_packed([_config(digits_data_dir, s) for s in MEMBERS], [tmp_path / "pack0", tmp_path / "pack1"])
+    """Training and every intermediate evaluation: one eval line per member per eval step, as in its solo run."""
+    configs = [_config(digits_data_dir, (*settings, "train.eval_every_steps=1")) for settings in MEMBERS]
+    for index, config in enumerate(configs):
+        train_and_evaluate(config, tmp_path / f"solo{index}")
+    results = train_packed(configs, [tmp_path / "pack0", tmp_path / "pack1"])
     assert [r.status for r in results] == ["completed", "completed"]
     assert [r.train_examples for r in results] == [200, 400] and {r.pack_size for r in results} == {2}
     for index in range(2):
         packed, solo = tmp_path / f"pack{index}", tmp_path / f"solo{index}"
         np.testing.assert_allclose(_losses(packed), _losses(solo), rtol=1e-3)  # float round-off only
         assert_same_checkpoints(packed, solo, rtol=1e-3, atol=1e-5)
+        assert [line["step"] for line in _evals(packed)] == [line["step"] for line in _evals(solo)] == [1, 2, 3]
+        for packed_eval, solo_eval in zip(_evals(packed), _evals(solo)):
+            assert packed_eval["top1_error"] == pytest.approx(solo_eval["top1_error"], abs=1 / 360 + 1e-9)
+            assert packed_eval["eval_loss"] == pytest.approx(solo_eval["eval_loss"], rel=1e-3)
         assert read_result(packed)["final_eval"]["top1_error"] == pytest.approx(
             read_result(solo)["final_eval"]["top1_error"], abs=1 / 360 + 1e-9)
     assert _losses(tmp_path / "pack0") != _losses(tmp_path / "pack1")
+    assert _evals(tmp_path / "pack0") != _evals(tmp_path / "pack1")
 
 
 def test_runs_of_different_shapes_or_lengths_are_not_packed(digits_data_dir, tmp_path):

@@ -9,6 +9,7 @@ from jax.sharding import PartitionSpec as P
 from helpers import assert_same_checkpoints, final_checkpoint_leaves, tiny_args, tiny_config
 from scaling.cli import main
 from scaling.errors import ConfigError
+from scaling.models import partition_rules, validate_model_config
 from scaling.program.build import initializer
 from scaling.program.optim import make_optimizer
 from scaling.program.sharding import make_mesh, state_shardings
@@ -27,9 +28,11 @@ def _train_losses(workdir) -> list[float]:
 
 def _layouts(config, digits_data_dir) -> dict[str, P]:
     facts = dataset_facts("digits", digits_data_dir)
-    _, _, initial_state = initializer(config.model, facts, make_optimizer(config.optim))
+    model = validate_model_config(config.model, image_shape=facts.image_shape, num_classes=facts.num_classes)
+    _, _, initial_state = initializer(model, make_optimizer(config.optim))
     abstract = jax.eval_shape(initial_state, np.int32(0))
-    shardings = state_shardings(make_mesh(config.mesh), abstract, config.mesh.fsdp_min_size)
+    rules = partition_rules(config.model)
+    shardings = state_shardings(make_mesh(config.mesh), abstract, config.mesh.fsdp_min_size, rules)
     flat = jax.tree_util.tree_flatten_with_path(shardings)[0]
     return {jax.tree_util.keystr(path): leaf.spec for path, leaf in flat}
 
@@ -54,7 +57,7 @@ def test_partition_rules_split_vit_heads_and_mlp_and_fsdp_the_largest_divisible_
 
 
 def test_tensor_axis_without_rules_and_indivisible_heads_are_config_errors(digits_data_dir):
-    with pytest.raises(ConfigError, match="no parameter of this model has a tensor-parallel rule"):
+    with pytest.raises(ConfigError, match="the model's family declares no tensor-parallel rules"):
         _layouts(tiny_config("resnet", digits_data_dir, "mesh.data=4", "mesh.tensor=2"), digits_data_dir)
     with pytest.raises(ConfigError, match="mesh.tensor=4 does not divide"):
         _layouts(tiny_config("vit", digits_data_dir, "mesh.data=2", "mesh.tensor=4"), digits_data_dir)
@@ -63,6 +66,7 @@ def test_tensor_axis_without_rules_and_indivisible_heads_are_config_errors(digit
 @pytest.mark.parametrize("family, meshes", [
     ("vit", ["mesh.data=2,mesh.fsdp=4", "mesh.data=2,mesh.fsdp=2,mesh.tensor=2"]),
     ("resnet", ["mesh.data=1,mesh.fsdp=8"]),
+    ("convnext", ["mesh.data=2,mesh.fsdp=2,mesh.tensor=2"]),
 ])
 def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(family, meshes, digits_data_dir, tmp_path):
     """Same global batch on one device and on FSDP / tensor-parallel meshes of 8 (sgd: Adam magnifies round-off)."""

@@ -13,7 +13,7 @@ import pytest
 
 from scaling.cli import main
 from scaling.sweep import chain, fixed, product, sweep, zipped
-from scaling.sweep.results import COLUMNS
+from analysis.table.contract import RESULT_COLUMNS
 from scaling.sweep.spec import load_sweep
 from scaling.workdir.tracking import read_metrics
 
@@ -80,7 +80,7 @@ def test_killed_sweep_rerun_completes_every_point_once(digits_data_dir, tmp_path
     assert first.stat().st_mtime_ns == first_written  # the finished point was not run again
     assert main(["sweep", "results", "--root", str(root)]) == 0
     table = pd.read_csv(root / "results.csv")
-    assert list(table.columns) == list(COLUMNS)
+    assert list(table.columns) == list(RESULT_COLUMNS)
     assert table["run_id"].nunique() == 3 and len(table) == 6  # evaluations at steps 10 and 20 of each run
     assert not table.duplicated(["run_id", "step"]).any()
     assert (table["status"] == "completed").all() and table.groupby("run_id")["is_final"].sum().eq(1).all()

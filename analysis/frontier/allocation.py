@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from analysis.bootstrap import Estimate, percentile_interval
 from analysis.errors import AnalysisError
-from analysis.estimate import Estimate, percentile_interval
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from analysis.bootstrap import DEFAULT_CONFIDENCE
 from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
-from analysis.estimate import DEFAULT_CONFIDENCE
 from analysis.frontier.allocation import Allocation, allocation, log_slopes
 from analysis.validate import positive_column
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis.bootstrap import DEFAULT_CONFIDENCE
 from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
-from analysis.estimate import DEFAULT_CONFIDENCE
 from analysis.frontier.allocation import Allocation, allocation, log_slopes
 from analysis.frontier.flops import FlopsModel
 from analysis.points import final_rows

@@ -6,13 +6,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from analysis.bootstrap import Bootstrap
+from analysis.bootstrap import DEFAULT_CONFIDENCE, Bootstrap
 from analysis.errors import AnalysisError
-from analysis.estimate import DEFAULT_CONFIDENCE
 from analysis.fit import Fit
 from analysis.frontier.allocation import Allocation, allocation, log_slopes
 from analysis.frontier.flops import FlopsModel
-from analysis.predict import predict
+from analysis.laws import predict
 
 METHOD = "parametric L(N, D) (Hoffmann approach 3)"
 SEARCH_DECADES = 3.0  # the optimal size is searched this many decades beyond the fitted sizes

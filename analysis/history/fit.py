@@ -19,9 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import Bootstrap, bootstrap
+from analysis.bootstrap import Bootstrap, Estimate, bootstrap
 from analysis.errors import AnalysisError
-from analysis.estimate import Estimate
 from analysis.fit import Fit, fit_law
 from analysis.history.table import GROUP_LABELS, fit_rows
 from analysis.laws import POWER, Law, Param

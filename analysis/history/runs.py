@@ -10,7 +10,6 @@ which places the published point on the compute axis) may be left out.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.table.workdirs import CONFIG_FILE, RESULT_FILE
+from analysis.table.contract import CONFIG_FILE, RESULT_FILE
+from analysis.table.workdirs import read_json, run_dirs
 
 COLUMNS = ("run", "name", "status", "dataset", "resolution", "epochs", "steps", "compute", "top1_error",
            "top5_error", "published_top1_error", "published_top5_error", "published_compute", "source", "year")
@@ -29,7 +29,7 @@ def run_folders(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise AnalysisError(f"{root} is not a folder; give --runs the folder your history runs were written under")
-    return sorted(path.parent for path in root.rglob(CONFIG_FILE) if (path.parent / RESULT_FILE).is_file())
+    return [folder for folder in run_dirs(root) if (folder / CONFIG_FILE).is_file()]
 
 
 def reference_runs(root: Path) -> pd.DataFrame:
@@ -41,9 +41,9 @@ def reference_runs(root: Path) -> pd.DataFrame:
                             "give the folder that `scaling train --workdir` or `scaling sweep run --root` wrote to")
     rows = []
     for folder in folders:
-        config = _read_json(folder / CONFIG_FILE)
+        config = read_json(folder / CONFIG_FILE)
         if "reference" in config:
-            rows.append(_row(root, folder, config, _read_json(folder / RESULT_FILE)))
+            rows.append(_row(root, folder, config, read_json(folder / RESULT_FILE)))
     if not rows:
         raise AnalysisError(f"none of the {len(folders)} run(s) under {root} has a `reference` object in its "
                             f"{CONFIG_FILE}; train a history config (configs/history/*.py), which records the "
@@ -107,16 +107,6 @@ def _positive(value: Any, path: Path, field: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
         raise AnalysisError(f"{path}: {field} = {value!r} must be a positive number of training FLOPs")
     return float(value)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise AnalysisError(f"{path} is not valid JSON ({error}); rerun or remove that run") from error
-    if not isinstance(value, dict):
-        raise AnalysisError(f"{path} holds a {type(value).__name__}, not a JSON object; rerun or remove that run")
-    return value
 
 
 def _percent(value: float) -> str:

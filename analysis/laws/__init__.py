@@ -1,9 +1,9 @@
-"""The scaling laws the analysis can fit, by name."""
+"""The scaling laws the analysis can fit, by name, and `predict` to evaluate one."""
 
 from __future__ import annotations
 
 from analysis.errors import AnalysisError
-from analysis.laws.base import Derived, Law, Param
+from analysis.laws.base import Derived, Law, Param, predict
 from analysis.laws.broken import BROKEN
 from analysis.laws.chinchilla import CHINCHILLA
 from analysis.laws.m4 import M4
@@ -15,6 +15,7 @@ LAWS = {law.name: law for law in (POWER, SATURATING, CHINCHILLA, ROSENFELD, BROK
 
 __all__ = [
     "BROKEN", "CHINCHILLA", "LAWS", "M4", "POWER", "ROSENFELD", "SATURATING", "Derived", "Law", "Param", "get_law",
+    "predict",
 ]
 
 

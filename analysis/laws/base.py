@@ -1,8 +1,10 @@
-"""What a scaling law is to the fitter: a formula in log space, bounded parameters with starting values, units."""
+"""What a scaling law is to the fitter: a formula in log space, bounded parameters with starting values, units;
+and `predict`, which evaluates one."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 
@@ -118,6 +120,22 @@ class Law:
                 param = dataclasses.replace(param, low=low, high=high)
             params.append(param)
         return dataclasses.replace(self, params=tuple(params))
+
+
+def predict(law: Law, params: Mapping[str, np.ndarray | float], x: Sequence[np.ndarray],
+            constants: Mapping[str, float] | None = None) -> np.ndarray:
+    """`law`'s y at inputs `x` (one array per input), in float64; `params` and `constants` are in the data's
+    units, and parameter arrays broadcast against the inputs."""
+    with jax.enable_x64(True):
+        log_x = tuple(jnp.log(jnp.asarray(values, jnp.float64)) for values in x)
+        values = {name: jnp.asarray(params[name], jnp.float64) for name in law.names}
+        fixed = {name: jnp.asarray((constants or {})[name], jnp.float64) for name in law.constants}
+        return np.exp(np.asarray(_compiled(law)(values, log_x, fixed)))
+
+
+@functools.cache
+def _compiled(law: Law) -> Callable:
+    return jax.jit(law.log_predict)
 
 
 def raise_bad_bound(law: Law, problem: str) -> None:

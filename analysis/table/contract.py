@@ -1,4 +1,6 @@
-"""The results table's columns (the contract between training and analysis) and user column mappings."""
+"""The contract between training and analysis: what a run leaves in its workdir (file names, status strings),
+the results table's columns, and user column mappings. `scaling` imports these names; nothing else spells them.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +10,31 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 
+CONFIG_FILE = "config.json"  # the run's resolved config
+RESULT_FILE = "result.json"  # the run's summary and status (the source of truth)
+METRICS_FILE = "metrics.jsonl"  # one JSON line per logged step: kind "train" or "eval"
+RESULTS_STEM = "results"  # a sweep root's table: results.csv and results.parquet
+
+
+class Status:
+    """The `status` of result.json and of the table's rows."""
+
+    RUNNING = "running"  # training, or killed before it could record anything else
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DIVERGED = "diverged"  # loss or gradient norm non-finite at the result's `step`
+    PREEMPTED = "preempted"  # SIGTERM or a Slurm warning: checkpointed and stopped; rerunning resumes it
+    INTERRUPTED = "interrupted"  # stopped from outside (KeyboardInterrupt, SystemExit); rerunning resumes it
+
+
+FINAL_STATUSES = (Status.COMPLETED, Status.DIVERGED)  # rerunning cannot change these; failed runs are retried
+
 RESULT_COLUMNS = (
     "run_id", "sweep", "family", "width", "depth", "params", "flops_per_example", "dataset", "num_classes",
     "train_examples", "resolution", "batch_size", "step", "examples_seen", "compute", "lr", "weight_decay",
     "schedule", "seed", "is_final", "train_loss", "eval_loss", "top1_error", "top5_error", "minival_error",
     "status", "wall_seconds", "device_kind",
 )
-COMPLETED = "completed"
 
 
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.table.contract import COMPLETED, rename_columns
+from analysis.table.contract import Status, rename_columns
 from analysis.errors import AnalysisError
 from analysis.table.workdirs import read_workdirs
 
@@ -27,12 +27,12 @@ def load_results(source: str | Path, columns: Mapping[str, str] | None = None) -
     frame = rename_columns(_read_table(Path(source)), columns or {})
     dropped = 0
     if "status" in frame.columns:
-        completed = frame["status"].astype(str) == COMPLETED
+        completed = frame["status"].astype(str) == Status.COMPLETED
         dropped = int((~completed).sum())
         frame = frame[completed].reset_index(drop=True)
     if frame.empty:
         raise AnalysisError(
-            f"{source} has no rows to fit ({dropped} dropped because their status is not {COMPLETED!r})"
+            f"{source} has no rows to fit ({dropped} dropped because their status is not {Status.COMPLETED!r})"
         )
     return Results(frame=frame, source=str(source), dropped=dropped)
 

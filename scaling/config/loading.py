@@ -1,4 +1,4 @@
-"""Loading config files (`path.py[:arg]`), parsing their argument, and `--config.a.b=v` overrides."""
+"""Loading config files (`path.py[:arg]`), parsing and setting their argument, and `--config.a.b=v` overrides."""
 
 from __future__ import annotations
 
@@ -50,6 +50,15 @@ def parse_config_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigD
             raise ConfigError(_unknown_key_message(key, "config argument", list(defaults)))
         values[key] = _coerce(parse_value(text), defaults[key], key)
     return values
+
+
+def set_config_arg(section: ml_collections.ConfigDict, arg: str | None) -> None:
+    """Set a config file's argument `k=v,k2=v2` on `section` (e.g. config.model), typed like its keys."""
+    for key, value in parse_config_arg(arg, **section).items():
+        try:
+            section[key] = value
+        except TypeError as error:  # a typed None placeholder, e.g. stage_sizes=abc
+            raise ConfigError(f"config argument {key}={value!r} has the wrong type: {error}") from None
 
 
 def apply_override(config: ml_collections.ConfigDict, override: str) -> None:

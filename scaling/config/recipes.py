@@ -7,13 +7,14 @@ from __future__ import annotations
 import ml_collections
 
 from scaling.config.defaults import base_config
+from scaling.errors import ConfigError
 from scaling.models import variant_config
 
 
 def historic_recipe(variant: str, arg: str | None, reference: dict) -> ml_collections.ConfigDict:
     """ImageNet at 224 pixels, streamed with inception crops and flips; `cheap`: 64-pixel ImageNet from the cache."""
     if arg not in (None, "", "cheap"):
-        raise ValueError(f"history configs take no argument or 'cheap' (imagenet_resized/64x64), got {arg!r}")
+        raise ConfigError(f"history configs take no argument or 'cheap' (imagenet_resized/64x64), got {arg!r}")
     model = variant_config(variant)
     config = base_config(model.name)
     config.model.update(model.to_dict())

@@ -5,26 +5,21 @@ from scaling.data.digits import Digits
 from scaling.data.source import (
     EMBEDDED_DATASETS,
     DatasetFacts,
-    Examples,
     dataset_facts,
     open_builder,
     prepare_embedded,
-    read_examples,
     read_labels,
 )
-from scaling.data.subsets import class_balanced_order, nested_subset
+from scaling.data.subsets import class_balanced_order
 
 __all__ = [
     "EMBEDDED_DATASETS",
     "DatasetFacts",
     "Digits",
-    "Examples",
     "batch_indices",
     "class_balanced_order",
     "dataset_facts",
-    "nested_subset",
     "open_builder",
     "prepare_embedded",
-    "read_examples",
     "read_labels",
 ]

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import ml_collections
+
+if TYPE_CHECKING:
+    from scaling.data.source import DatasetFacts
 
 IMAGENET_URL = "https://image-net.org/download-images"
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
@@ -48,6 +54,11 @@ def default_eval_split(name: str, splits: Iterable[str]) -> str:
     if entry:
         return entry.eval_split
     return next((split for split in ("validation", "test") if split in splits), "test")
+
+
+def eval_split(data: ml_collections.ConfigDict, facts: DatasetFacts) -> str:
+    """data.eval_split, or the dataset's usual evaluation split when it is None."""
+    return data.eval_split or default_eval_split(data.name, facts.split_sizes)
 
 
 def prepare_command(name: str, data_dir: str) -> str:

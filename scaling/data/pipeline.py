@@ -17,12 +17,11 @@ import tensorflow_datasets as tfds
 
 from scaling.data.augment import Augment
 from scaling.data.cache import cached_images, default_cache_root, split_labels
-from scaling.data.catalog import default_eval_split
+from scaling.data.catalog import default_eval_split, eval_split
 from scaling.data.selection import Selection, select
 from scaling.data.source import DatasetFacts, open_builder
 from scaling.data.train_batches import CachedBatches, StreamingBatches, TrainBatches
 
-PIPELINES = ("cache", "stream")
 NORM_ROWS = 10_000  # normalisation statistics come from the first rows of the training order
 
 
@@ -42,11 +41,6 @@ class RunData:
     train: TrainBatches
     eval_sets: dict[str, EvalSet]  # "eval" (evaluation split, chosen classes), "minival", data.extra_eval names
     norm_sample: np.ndarray  # uint8 images the normalisation statistics are computed from
-
-
-def eval_split(data: ml_collections.ConfigDict, facts: DatasetFacts) -> str:
-    """data.eval_split, or the dataset's usual evaluation split when it is None."""
-    return data.eval_split or default_eval_split(data.name, facts.split_sizes)
 
 
 def device_augment(data: ml_collections.ConfigDict) -> Augment:

@@ -44,14 +44,6 @@ class DatasetFacts:
     split_sizes: dict[str, int]
 
 
-@dataclasses.dataclass(frozen=True)
-class Examples:
-    """Decoded examples: images uint8 [N, H, W, C], labels int32 [N]."""
-
-    images: np.ndarray
-    labels: np.ndarray
-
-
 # --------------------------------------------------------------------------- opening
 
 
@@ -166,7 +158,12 @@ def _split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
 
 def dataset_facts(name: str, data_dir: str | None, resolution: int | None = None) -> DatasetFacts:
     """Classes, image shape and split sizes of a prepared dataset, from metadata only."""
-    return _facts(open_builder(name, data_dir), name, resolution)
+    return builder_facts(open_builder(name, data_dir), name, resolution)
+
+
+def builder_facts(builder: tfds.core.DatasetBuilder, name: str, resolution: int | None = None) -> DatasetFacts:
+    """`dataset_facts` of a dataset already opened with `open_builder`."""
+    return _facts(builder, name, resolution)
 
 
 def declared_facts(name: str, data_dir: str | None, resolution: int | None = None) -> DatasetFacts:
@@ -289,50 +286,6 @@ def encoded_images(
         )
         for encoded, labels in ds.as_numpy_iterator():
             yield list(encoded), [int(x) for x in labels]
-
-
-def read_examples(
-    builder: tfds.core.DatasetBuilder,
-    split: str,
-    indices: np.ndarray | None,
-    resolution: int | None,
-) -> Examples:
-    """Decodes the examples at `indices` (file-order positions; None = all) of `split`.
-
-    The result follows the order of `indices` (repeats allowed). Images are resized
-    on the host to (resolution, resolution) when that differs from the stored size;
-    non-square images are centre-cropped to a square first.
-    """
-    n = _split_size(builder, split)
-    if resolution is not None and resolution < 1:
-        raise ConfigError(f"data.resolution must be a positive integer or None, got {resolution}.")
-    if indices is None:
-        order = np.arange(n, dtype=np.int64)
-    else:
-        order = np.asarray(indices)
-        if order.size == 0:
-            order = np.empty(0, np.int64)
-        elif order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
-            raise ValueError(f"indices must be a 1-D integer array, got {order.dtype}{order.shape}.")
-        order = order.astype(np.int64)
-        if order.size and (order.min() < 0 or order.max() >= n):
-            raise IndexError(
-                f"indices must lie in [0, {n}) for {builder.name}/{split}; "
-                f"got min {order.min()}, max {order.max()}."
-            )
-    height, width, channels = _stored_shape(builder)
-    wanted, inverse = np.unique(order, return_inverse=True)
-    images_parts, labels_parts = [], []
-    for decoded, labels in decoded_images(builder, split, wanted, resolution):
-        images_parts.append(decoded)
-        labels_parts.extend(labels)
-    if images_parts:
-        images = np.concatenate(images_parts)
-    else:
-        side = (resolution, resolution) if resolution is not None else (height or 0, width or 0)
-        images = np.empty((0, *side, channels or 3), np.uint8)
-    labels_arr = np.asarray(labels_parts, dtype=np.int32)
-    return Examples(images=images[inverse], labels=labels_arr[inverse])
 
 
 def decoded_images(

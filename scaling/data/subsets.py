@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling.errors import ConfigError
-
 
 def _check_seed(seed: int) -> int:
     seed = int(seed)
@@ -47,21 +45,3 @@ def class_balanced_order(labels: np.ndarray, seed: int) -> np.ndarray:
         rank_in_class[rng.permutation(members)] = np.arange(len(members))
     return np.lexsort((class_rank[class_of], rank_in_class)).astype(np.int64)
 
-
-def nested_subset(labels: np.ndarray, num_examples: int | None, seed: int) -> np.ndarray:
-    """Indices of the first `num_examples` of `class_balanced_order` (None = all)."""
-    labels = np.asarray(labels)
-    n = len(labels)
-    if num_examples is not None:
-        if isinstance(num_examples, bool) or int(num_examples) != num_examples:
-            raise ConfigError(
-                f"data.train_examples must be an integer in [1, {n}] or None, got {num_examples!r}."
-            )
-        num_examples = int(num_examples)
-        if not 1 <= num_examples <= n:
-            raise ConfigError(
-                f"data.train_examples={num_examples} but the training split has {n} examples; "
-                f"choose a value in [1, {n}] or None for all of them."
-            )
-    order = class_balanced_order(labels, seed)
-    return order if num_examples is None else order[:num_examples]

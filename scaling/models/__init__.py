@@ -1,14 +1,17 @@
 """Model families (ResNet, BiT, ViT, AlexNet, VGG, ConvNeXt) behind one config-driven API."""
 
 from scaling.models.counting import Counts
+from scaling.models.layers import PartitionRules
 from scaling.models.registry import (
     MODEL_NAMES,
+    ModelSpec,
     VARIANT_NAMES,
     build_model,
     count_params,
     default_model_config,
     describe_model,
     model_counts,
+    partition_rules,
     validate_model_config,
     variant_config,
 )
@@ -16,13 +19,16 @@ from scaling.models.sizing import shape_for
 
 __all__ = [
     "MODEL_NAMES",
+    "ModelSpec",
     "VARIANT_NAMES",
     "Counts",
+    "PartitionRules",
     "build_model",
     "count_params",
     "default_model_config",
     "describe_model",
     "model_counts",
+    "partition_rules",
     "shape_for",
     "validate_model_config",
     "variant_config",

@@ -18,12 +18,14 @@ from flax import nnx
 from scaling.errors import ConfigError
 from scaling.models.counting import Counts, Tally
 from scaling.models.layers import (
-    CONV_INIT, adaptive_avg_pool, ceil_max_pool, ceil_pool_size, conv_size, dense_stack, flatten, scaled,
+    CONV_INIT, PartitionRules, adaptive_avg_pool, ceil_max_pool, ceil_pool_size, conv_size, dense_stack, flatten,
+    scaled,
 )
 
 DEFAULTS: dict[str, Any] = {"width": 64, "dropout": 0.5}
 KINDS: dict[str, Any] = {"width": "int", "dropout": "fraction"}
 VARIANTS: dict[str, dict[str, Any]] = {"alexnet": {}}
+PARTITION_RULES: PartitionRules = ()  # no tensor parallelism
 
 # (kernel, channels at width 64, stride, padding, max pool after) of each conv.
 _CONVS = ((11, 64, 4, 2, True), (5, 192, 1, 2, True), (3, 384, 1, 1, False), (3, 256, 1, 1, False),

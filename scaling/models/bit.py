@@ -25,6 +25,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     }
     for depth in (50, 101, 152) for factor in (1, 2, 3, 4)
 }
+PARTITION_RULES = resnet.PARTITION_RULES
 check = resnet.check
 
 

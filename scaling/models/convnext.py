@@ -17,6 +17,7 @@ from flax import nnx
 
 from scaling.errors import ConfigError
 from scaling.models.counting import Counts, Tally
+from scaling.models.layers import PartitionRules
 
 DEFAULTS: dict[str, Any] = {"width": 96, "depth": 18, "stage_sizes": None, "patch_size": 4}
 KINDS: dict[str, Any] = {"width": "int", "depth": "int|None", "stage_sizes": "ints|None", "patch_size": "int"}
@@ -24,6 +25,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     f"convnext-{size}": {"width": width, "depth": depth}
     for size, width, depth in (("t", 96, 18), ("s", 96, 36), ("b", 128, 36), ("l", 192, 36))
 }
+# Tensor parallelism (Megatron-style): the pointwise MLP's hidden units split over `tensor`; the depthwise
+# convs, norms, layer scale and downsampling stay whole.
+PARTITION_RULES: PartitionRules = (
+    (r"stages/\d+/layers/\d+/mlp_in/kernel$", (None, "tensor")),  # [width, 4 width]
+    (r"stages/\d+/layers/\d+/mlp_in/bias$", ("tensor",)),  # [4 width]
+    (r"stages/\d+/layers/\d+/mlp_out/kernel$", ("tensor", None)),  # [4 width, width]
+)
 
 _INIT = nnx.initializers.truncated_normal(0.02)
 _LAYER_SCALE = 1e-6

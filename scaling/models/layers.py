@@ -1,4 +1,5 @@
-"""Layers and size rules shared by the convolutional families: initialisers, BatchNorm, pooling."""
+"""Layers and size rules shared by the convolutional families: initialisers, BatchNorm, pooling; and the
+type of every family's PARTITION_RULES."""
 
 from collections.abc import Sequence
 
@@ -9,6 +10,9 @@ from flax import nnx
 
 CONV_INIT = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")  # He et al. 2015, as torchvision
 BASE_WIDTH = 64  # first-layer channels of AlexNet, VGG and ResNet: `width` scales every layer from it
+
+# Tensor-parallel rules: (regex searched in a parameter's path, the mesh axis of each of its dimensions).
+PartitionRules = tuple[tuple[str, tuple[str | None, ...]], ...]
 
 
 def scaled(channels: int, width: int) -> int:

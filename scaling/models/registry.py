@@ -1,14 +1,15 @@
 """Model families by name: default configs, validation, building, parameter counts and summaries.
 
-Each family module declares DEFAULTS (knob -> default), KINDS (knob -> "int", "float", "fraction",
-"bool", "ints", optionally suffixed "|None", or a tuple of allowed strings), VARIANTS (named
-architectures: variant name -> knobs) and check/build/describe/count functions.
+Each family module declares DEFAULTS (knob -> default), KINDS (knob -> its rule in the config schema,
+`scaling.schema`: "int", "float", "fraction", "bool", "ints", optionally suffixed "|None", or a
+tuple of allowed strings), VARIANTS (named architectures: variant name -> knobs) and
+check/build/describe/count functions; `check` holds the checks across knobs and the image shape.
 """
 
+import dataclasses
 import difflib
 import math
-import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -16,11 +17,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
-from ml_collections import config_dict
 
+from scaling.schema import check_value, default_value, is_valid
 from scaling.errors import ConfigError
 from scaling.models import alexnet, bit, convnext, resnet, vgg, vit
 from scaling.models.counting import Counts
+from scaling.models.layers import PartitionRules
 
 _FAMILIES: dict[str, ModuleType] = {
     "resnet": resnet, "vit": vit, "bit": bit, "alexnet": alexnet, "vgg": vgg, "convnext": convnext,
@@ -32,48 +34,10 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 VARIANT_NAMES: tuple[str, ...] = tuple(_VARIANTS)
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
-
-
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < math.inf
-
-
-def _positive_ints(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) > 0 and all(map(_positive_int, value))
-
-
-def _fraction(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
-
-
-_KIND_RULES: dict[str, tuple[Callable[[Any], bool], str, type]] = {
-    "int": (_positive_int, "a positive integer", int),
-    "float": (_positive_number, "a positive number", float),
-    "fraction": (_fraction, "a number in [0, 1)", float),
-    "bool": (lambda value: isinstance(value, bool), "True or False", bool),
-    "ints": (_positive_ints, "a non-empty sequence of positive integers", tuple),
-}
-
-
 def _family(name: Any) -> ModuleType:
     if name not in _FAMILIES:
         raise ConfigError(f"unknown model {name!r} in model.name; choose one of: {', '.join(MODEL_NAMES)}")
     return _FAMILIES[name]
-
-
-def _check_field(key: str, value: Any, kind: str | tuple[str, ...]) -> None:
-    if isinstance(kind, tuple):
-        if value not in kind:
-            raise ConfigError(f"model.{key} must be one of: {', '.join(kind)}; got {value!r}")
-        return
-    base, _, nullable = kind.partition("|")
-    if nullable and value is None:
-        return
-    accepts, what, _ = _KIND_RULES[base]
-    if not accepts(value):
-        raise ConfigError(f"model.{key} must be {what}{' or None' if nullable else ''}, got {value!r}")
 
 
 def _resolve(model: Mapping[str, Any]) -> tuple[ModuleType, dict[str, Any]]:
@@ -87,8 +51,8 @@ def _resolve(model: Mapping[str, Any]) -> tuple[ModuleType, dict[str, Any]]:
             f"for family {values['name']!r}; valid keys: name, {', '.join(family.DEFAULTS)}"
         )
     cfg = {**family.DEFAULTS, **values}
-    for key, kind in family.KINDS.items():
-        _check_field(key, cfg[key], kind)
+    for key, rule in family.KINDS.items():
+        check_value(f"model.{key}", cfg[key], rule)
     return family, cfg
 
 
@@ -97,8 +61,7 @@ def default_model_config(name: str) -> ml_collections.ConfigDict:
     family = _family(name)
     cfg: dict[str, Any] = {"name": name}
     for key, value in family.DEFAULTS.items():
-        kind = family.KINDS[key]
-        cfg[key] = config_dict.placeholder(_KIND_RULES[kind.partition("|")[0]][2]) if value is None else value
+        cfg[key] = default_value(value, family.KINDS[key])
     return ml_collections.ConfigDict(cfg)
 
 
@@ -114,23 +77,45 @@ def variant_config(variant: str) -> ml_collections.ConfigDict:
     return cfg
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model config checked once for an image shape and a class count: builds, describes and counts it."""
+
+    family: ModuleType
+    knobs: dict[str, Any]  # default-filled
+    image_shape: tuple[int, int, int]
+    num_classes: int
+
+    def build(self, rngs: nnx.Rngs, dtype: jnp.dtype | None = None) -> nnx.Module:
+        """The NNX module; `dtype` is the computation dtype (parameters stay float32)."""
+        return self.family.build(self.knobs, image_shape=self.image_shape, num_classes=self.num_classes, rngs=rngs,
+                                 dtype=dtype)
+
+    def counts(self) -> Counts:
+        """Analytic parameters (all, and the head's) and forward multiply-adds per image."""
+        return self.family.count(self.knobs, self.image_shape, self.num_classes)
+
+
 def validate_model_config(model: Mapping[str, Any], *, image_shape: tuple[int, int, int],
-                          num_classes: int) -> None:
-    """Raise ConfigError naming the field and the fix if `model` cannot be built for this data."""
-    if not (isinstance(image_shape, (list, tuple)) and len(image_shape) == 3 and all(map(_positive_int, image_shape))):
+                          num_classes: int) -> ModelSpec:
+    """The checked model; ConfigError naming the field and the fix if `model` cannot be built for this data."""
+    if not (is_valid(image_shape, "ints") and len(image_shape) == 3):
         raise ConfigError(f"image_shape must be three positive integers (height, width, channels), got {image_shape!r}")
-    if not _positive_int(num_classes):
-        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    check_value("num_classes", num_classes, "int")
     family, cfg = _resolve(model)
     family.check(cfg, tuple(image_shape))
+    return ModelSpec(family, cfg, tuple(image_shape), num_classes)
 
 
 def build_model(model: Mapping[str, Any], *, image_shape: tuple[int, int, int], num_classes: int,
                 rngs: nnx.Rngs, dtype: jnp.dtype | None = None) -> nnx.Module:
-    """Validate `model`, then build it; `dtype` is the computation dtype (params stay float32)."""
-    validate_model_config(model, image_shape=image_shape, num_classes=num_classes)
-    family, cfg = _resolve(model)
-    return family.build(cfg, image_shape=tuple(image_shape), num_classes=num_classes, rngs=rngs, dtype=dtype)
+    """Check `model`, then build it; `dtype` is the computation dtype (params stay float32)."""
+    return validate_model_config(model, image_shape=image_shape, num_classes=num_classes).build(rngs, dtype)
+
+
+def partition_rules(model: Mapping[str, Any]) -> PartitionRules:
+    """The tensor-parallel rules of `model`'s family (empty for families without tensor parallelism)."""
+    return _family(model.get("name")).PARTITION_RULES
 
 
 def count_params(model: nnx.Module) -> int:
@@ -146,6 +131,4 @@ def describe_model(model: Mapping[str, Any]) -> str:
 
 def model_counts(model: Mapping[str, Any], *, image_shape: tuple[int, int, int], num_classes: int) -> Counts:
     """Analytic parameters (all, and the head's) and forward multiply-adds per image of `model`."""
-    validate_model_config(model, image_shape=image_shape, num_classes=num_classes)
-    family, cfg = _resolve(model)
-    return family.count(cfg, tuple(image_shape), num_classes)
+    return validate_model_config(model, image_shape=image_shape, num_classes=num_classes).counts()

@@ -18,7 +18,7 @@ from flax.nnx.nn import dtypes
 
 from scaling.errors import ConfigError
 from scaling.models.counting import Counts, Tally
-from scaling.models.layers import CONV_INIT, batch_norm, conv_size
+from scaling.models.layers import CONV_INIT, PartitionRules, batch_norm, conv_size
 
 DEFAULTS: dict[str, Any] = {
     "width": 64,
@@ -40,6 +40,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     f"resnet{depth}": {"depth": depth, "block": "basic" if depth < 50 else "bottleneck", "stem": "imagenet"}
     for depth in (18, 34, 50, 101, 152)
 }
+PARTITION_RULES: PartitionRules = ()  # no tensor parallelism
 
 _LAYERS_PER_BLOCK = {"basic": 2, "bottleneck": 3}
 _STANDARD = {

@@ -19,7 +19,8 @@ from flax import nnx
 from scaling.errors import ConfigError
 from scaling.models.counting import Counts, Tally
 from scaling.models.layers import (
-    CONV_INIT, adaptive_avg_pool, batch_norm, ceil_max_pool, ceil_pool_size, dense_stack, flatten, scaled,
+    CONV_INIT, PartitionRules, adaptive_avg_pool, batch_norm, ceil_max_pool, ceil_pool_size, dense_stack, flatten,
+    scaled,
 )
 
 DEFAULTS: dict[str, Any] = {"width": 64, "depth": 16, "batch_norm": False, "dropout": 0.5}
@@ -33,6 +34,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     f"vgg{depth}{'-bn' if norm else ''}": {"depth": depth, "batch_norm": norm}
     for depth in _CONVS_PER_STAGE for norm in (False, True)
 }
+PARTITION_RULES: PartitionRules = ()  # no tensor parallelism
 
 
 def check(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> None:

@@ -15,6 +15,7 @@ from flax import nnx
 
 from scaling.errors import ConfigError
 from scaling.models.counting import Counts, Tally
+from scaling.models.layers import PartitionRules
 
 DEFAULTS: dict[str, Any] = {
     "width": 192,
@@ -41,6 +42,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
                             "patch_size": patch, "pool": "cls"}
     for size, (width, depth, heads) in _SIZES.items() for patch in (32, 16, 14, 8)
 }
+# Tensor parallelism (Megatron-style): attention heads and MLP hidden units split over `tensor`.
+PARTITION_RULES: PartitionRules = (
+    (r"blocks/\d+/attn/(query|key|value)/kernel$", (None, "tensor", None)),  # [width, heads, head_dim]
+    (r"blocks/\d+/attn/(query|key|value)/bias$", ("tensor", None)),  # [heads, head_dim]
+    (r"blocks/\d+/attn/out/kernel$", ("tensor", None, None)),  # [heads, head_dim, width]
+    (r"blocks/\d+/mlp_in/kernel$", (None, "tensor")),  # [width, mlp_dim]
+    (r"blocks/\d+/mlp_in/bias$", ("tensor",)),  # [mlp_dim]
+    (r"blocks/\d+/mlp_out/kernel$", ("tensor", None)),  # [mlp_dim, width]
+)
 
 _DENSE_INIT = nnx.initializers.xavier_uniform()
 

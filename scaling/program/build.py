@@ -1,5 +1,5 @@
-"""The model, optimizer state and train step of a config laid out on its mesh: what training, the
-dry run and the step benchmark compile."""
+"""The model, optimizer state, train step and eval step of a config laid out on its mesh: what training,
+the dry run and the step benchmark compile."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ import optax
 from flax import nnx
 
 from scaling.program import sharding
-from scaling.data import DatasetFacts
 from scaling.data.pipeline import device_augment
-from scaling.models import build_model
+from scaling.models import ModelSpec, partition_rules
 from scaling.program.optim import make_optimizer
+from scaling.program.evaluation import EvalStep, make_eval_step
 from scaling.program.steps import TrainState, make_loss_fn, make_train_step, split_model
 
-COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}  # None: the parameters' float32
 
 
 @dataclasses.dataclass
@@ -34,7 +33,8 @@ class Program:
     shardings: Any  # of one run's train state
     abstract_state: Any  # one run's train state as ShapeDtypeStructs carrying their shardings
     initial_state: Callable[[np.int32], TrainState]  # seed -> one run's state, created in place on the mesh
-    train_step: Callable  # jitted, vmapped over the pack, donates the state
+    train_step: Callable  # (packed state, StepInputs) -> (state, metrics); jitted, vmapped over the pack, donates the state
+    eval_step: EvalStep  # (params, rest, images, targets, mask, norm) -> sums; jitted, vmapped over the pack
     member_state: Callable  # (packed state, index) -> one run's state
     stack: Callable  # one run's states -> the packed state
 
@@ -44,15 +44,15 @@ class Program:
         return sharding.packed(self.shardings)
 
 
-def build_program(config: ml_collections.ConfigDict, facts: DatasetFacts) -> Program:
+def build_program(config: ml_collections.ConfigDict, model: ModelSpec) -> Program:
     """Graphs, state layout (`sharding.state_shardings`) and jitted init/step/stack functions of `config`."""
     mesh = sharding.make_mesh(config.mesh)
     tx = make_optimizer(config.optim)
-    train_graph, eval_graph, initial_state = initializer(config.model, facts, tx, config.train.compute_dtype)
+    train_graph, eval_graph, initial_state = initializer(model, tx, config.train.compute_dtype)
     abstract = jax.eval_shape(initial_state, np.int32(0))
-    shardings = sharding.state_shardings(mesh, abstract, config.mesh.fsdp_min_size)
+    shardings = sharding.state_shardings(mesh, abstract, config.mesh.fsdp_min_size, partition_rules(config.model))
     packed = sharding.packed(shardings)
-    step_fn = make_train_step(make_loss_fn(train_graph), tx, facts.num_classes, config.train.label_smoothing,
+    step_fn = make_train_step(make_loss_fn(train_graph), tx, model.num_classes, config.train.label_smoothing,
                               device_augment(config.data), config.train.microbatches)
     return Program(
         mesh=mesh, train_graph=train_graph, eval_graph=eval_graph, shardings=shardings,
@@ -60,6 +60,7 @@ def build_program(config: ml_collections.ConfigDict, facts: DatasetFacts) -> Pro
                                     abstract, shardings),
         initial_state=jax.jit(initial_state, out_shardings=shardings),
         train_step=jax.jit(jax.vmap(step_fn), donate_argnums=0, out_shardings=(packed, sharding.replicated(mesh))),
+        eval_step=jax.jit(jax.vmap(make_eval_step(eval_graph, model.num_classes), in_axes=(0, 0, None, None, None, 0))),
         member_state=jax.jit(
             lambda state, index: jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index, keepdims=False),
                                               state),
@@ -70,8 +71,7 @@ def build_program(config: ml_collections.ConfigDict, facts: DatasetFacts) -> Pro
 
 
 def initializer(
-    model_config: ml_collections.ConfigDict, facts: DatasetFacts, tx: optax.GradientTransformation,
-    compute_dtype: str = "float32",
+    model: ModelSpec, tx: optax.GradientTransformation, compute_dtype: str = "float32",
 ) -> tuple[nnx.GraphDef, nnx.GraphDef, Callable[[jax.Array], TrainState]]:
     """Train and eval graph definitions (computing in `compute_dtype`), and a pure seed -> initial train state.
 
@@ -82,8 +82,7 @@ def initializer(
 
     def build(seed: jax.Array) -> nnx.Module:
         rngs = nnx.Rngs(jax.random.key(seed, impl="rbg"))
-        return build_model(model_config, image_shape=facts.image_shape, num_classes=facts.num_classes, rngs=rngs,
-                           dtype=COMPUTE_DTYPES[compute_dtype])
+        return model.build(rngs, dtype=None if compute_dtype == "float32" else jnp.dtype(compute_dtype))
 
     def initial_state(seed: jax.Array) -> TrainState:
         _, _, params, rest = split_model(build(seed))

@@ -6,7 +6,6 @@ import ml_collections
 
 from scaling.config.loading import to_json_dict
 from scaling.errors import ConfigError
-from scaling.plan import RunPlan
 
 # Keys that may differ between the members of a pack; everything else must be equal.
 PACKABLE_KEYS = frozenset({
@@ -22,8 +21,9 @@ def pack_key(config: ml_collections.ConfigDict) -> str:
     return repr(sorted((key, repr(value)) for key, value in flat.items() if key not in PACKABLE_KEYS))
 
 
-def check_packable(configs: list[ml_collections.ConfigDict], plans: list[RunPlan]) -> None:
-    """Raise ConfigError naming the first setting that keeps these runs from sharing one program."""
+def check_packable(configs: list[ml_collections.ConfigDict], lengths: list[tuple[int, int | None]]) -> None:
+    """Raise ConfigError naming the first setting that keeps these runs from sharing one program; `lengths`
+    are the runs' planned (steps, branch step)."""
     first = _flatten(to_json_dict(configs[0]))
     for index, config in enumerate(configs[1:], start=1):
         flat = _flatten(to_json_dict(config))
@@ -33,7 +33,7 @@ def check_packable(configs: list[ml_collections.ConfigDict], plans: list[RunPlan
                     f"cannot pack run {index} with run 0: {key} differs ({flat.get(key)!r} vs {first.get(key)!r}); "
                     f"packed runs may differ only in {', '.join(sorted(PACKABLE_KEYS))}"
                 )
-    steps = {(plan.num_steps, plan.branch_step) for plan in plans}
+    steps = set(lengths)
     if len(steps) > 1:
         raise ConfigError(
             f"cannot pack runs of different lengths {sorted(steps)} (steps, branch step); "

@@ -1,9 +1,10 @@
 """The device mesh (axes `data`, `fsdp`, `tensor`) and how arrays are laid out on it.
 
 Batches are split over `data` x `fsdp`. Parameters and optimizer state follow rules matched on
-their paths (`partition_specs`): tensor-parallel rules for ViT attention and MLP split heads and
-hidden units over `tensor`; then every array of at least `mesh.fsdp_min_size` elements is split
-over `fsdp` along its largest dimension that divides evenly; everything else is replicated.
+their paths (`partition_spec`): the model family's tensor-parallel rules (its PARTITION_RULES, from
+`scaling.models.partition_rules`) split dimensions over `tensor`; then every array of at least
+`mesh.fsdp_min_size` elements is split over `fsdp` along its largest dimension that divides evenly;
+everything else is replicated.
 """
 
 from __future__ import annotations
@@ -18,48 +19,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from scaling.config.mesh import AXES, mesh_shape
 from scaling.errors import ConfigError
+from scaling.models import PartitionRules
 
-AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
-
-# Tensor parallelism (Megatron-style) for ViT blocks: shard attention heads and MLP hidden units.
-# A rule names the mesh axis of each dimension of the arrays whose path matches it.
-TENSOR_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
-    (r"attn/(query|key|value)/kernel$", (None, "tensor", None)),  # [width, heads, head_dim]
-    (r"attn/(query|key|value)/bias$", ("tensor", None)),  # [heads, head_dim]
-    (r"attn/out/kernel$", ("tensor", None, None)),  # [heads, head_dim, width]
-    (r"mlp_in/kernel$", (None, "tensor")),  # [width, mlp_dim]
-    (r"mlp_in/bias$", ("tensor",)),
-    (r"mlp_out/kernel$", ("tensor", None)),  # [mlp_dim, width]
-)
-
-
-def mesh_shape(mesh_config: ml_collections.ConfigDict) -> dict[str, int]:
-    """The size of each mesh axis; the axis set to -1 takes the devices the others leave."""
-    sizes = {axis: mesh_config[axis] for axis in AXES}
-    named = ", ".join(f"mesh.{axis}={size}" for axis, size in sizes.items())
-    fill = [axis for axis, size in sizes.items() if size == -1]
-    fixed = math.prod(size for size in sizes.values() if size != -1)
-    devices = jax.device_count()
-    if len(fill) > 1 or any(size == 0 or size < -1 for size in sizes.values()):
-        raise ConfigError(f"{named}: mesh axes must be positive, with at most one -1 (the devices the others leave)")
-    if fill:
-        if devices % fixed:
-            raise ConfigError(f"{named}: the {devices} devices do not divide by {fixed}; choose axes that divide {devices}")
-        sizes[fill[0]] = devices // fixed
-    if math.prod(sizes.values()) > devices:
-        raise ConfigError(
-            f"{named} needs {math.prod(sizes.values())} devices but there are {devices}; "
-            "shrink an axis or set one of them to -1"
-        )
-    return sizes
-
-
-def batch_shards(mesh_config: ml_collections.ConfigDict) -> int:
-    """Into how many parts the mesh splits a batch (`data` x `fsdp`)."""
-    sizes = mesh_shape(mesh_config)
-    return sizes["data"] * sizes["fsdp"]
 
 
 def make_mesh(mesh_config: ml_collections.ConfigDict) -> Mesh:
@@ -100,8 +64,8 @@ def path_name(path: tuple) -> str:
 
 
 def partition_spec(name: str, shape: tuple[int, ...], axis_sizes: dict[str, int], fsdp_min_size: int,
-                   rules: tuple = TENSOR_RULES) -> PartitionSpec:
-    """The layout of the array at path `name`: the first matching rule's axes, then FSDP, else replicated."""
+                   rules: PartitionRules) -> PartitionSpec:
+    """The layout of the array at path `name`: the first of `rules` that matches it, then FSDP, else replicated."""
     axes: list[str | None] = [None] * len(shape)
     if axis_sizes["tensor"] > 1:
         for pattern, rule in rules:
@@ -122,19 +86,21 @@ def partition_spec(name: str, shape: tuple[int, ...], axis_sizes: dict[str, int]
     return PartitionSpec(*axes)
 
 
-def state_shardings(mesh: Mesh, abstract_state: Any, fsdp_min_size: int) -> Any:
-    """A NamedSharding for every array of a (single run's) train state, from `partition_spec`."""
+def state_shardings(mesh: Mesh, abstract_state: Any, fsdp_min_size: int, rules: PartitionRules) -> Any:
+    """A NamedSharding for every array of a (single run's) train state, from `partition_spec` with `rules`."""
     axis_sizes = dict(mesh.shape)
     if axis_sizes["tensor"] > 1 and not any(
         re.search(pattern, path_name(path)) for path, _ in jax.tree_util.tree_flatten_with_path(abstract_state)[0]
-        for pattern, _ in TENSOR_RULES
+        for pattern, _ in rules
     ):
+        what = ("none of the model's tensor-parallel rules matches a parameter" if rules
+                else "the model's family declares no tensor-parallel rules")
         raise ConfigError(
-            f"mesh.tensor={axis_sizes['tensor']} but no parameter of this model has a tensor-parallel rule "
-            "(only ViT attention and MLP do); use mesh.fsdp or mesh.data for these devices"
+            f"mesh.tensor={axis_sizes['tensor']} but {what}; use mesh.fsdp or mesh.data for these devices"
         )
     return jax.tree_util.tree_map_with_path(
-        lambda path, leaf: NamedSharding(mesh, partition_spec(path_name(path), leaf.shape, axis_sizes, fsdp_min_size)),
+        lambda path, leaf: NamedSharding(
+            mesh, partition_spec(path_name(path), leaf.shape, axis_sizes, fsdp_min_size, rules)),
         abstract_state,
     )
 

@@ -1,4 +1,4 @@
-"""The pure, jitted train and eval steps: NNX graph handling happens at trace time only.
+"""The pure, jitted train step: NNX graph handling happens at trace time only.
 
 Everything that varies between the runs of a sweep without changing shapes (normalisation
 statistics of the subset, the learning rate of the step) is an argument, not a baked-in constant,
@@ -8,6 +8,7 @@ of the persistent compilation cache).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
@@ -17,10 +18,46 @@ import optax
 from flax import nnx
 
 from scaling.data.augment import Augment, augment_images, mixup
+from scaling.program import sharding
 
 TrainState = dict[str, Any]  # {"params": nnx.State, "rest": nnx.State (batch stats), "opt_state": optax state}
 Norm = dict[str, jax.Array]  # {"mean": [C], "std": [C]} in [0, 1] pixel units
 LossFn = Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class StepInputs:
+    """What the train step takes besides the state, for every member of a pack (leading axis): uint8 images
+    [M, B, H, W, C] and labels [M, B] split over the batch axes, normalisation statistics [M, C], the step's
+    learning rate [M] and the augmentation seed (data seed, step) [M, 2]."""
+
+    images: jax.Array
+    labels: jax.Array
+    norm: Norm
+    lr: jax.Array
+    rng: jax.Array
+
+    @classmethod
+    def place(cls, mesh: jax.sharding.Mesh, images: np.ndarray, labels: np.ndarray, norm: Norm, lr: np.ndarray,
+              rng: np.ndarray) -> StepInputs:
+        """This process's share of the batches as global arrays on `mesh`; the rest as given."""
+        images, labels = sharding.global_batch(mesh, images, labels, packed=True)
+        return cls(images, labels, norm, lr, rng)
+
+    @classmethod
+    def abstract(cls, mesh: jax.sharding.Mesh, members: int, batch_size: int,
+                 image_shape: tuple[int, int, int]) -> StepInputs:
+        """Shapes, dtypes and shardings only: what an ahead-of-time compile needs."""
+        split = sharding.batch_sharded(mesh, packed=True)
+        channel = jax.ShapeDtypeStruct((members, image_shape[-1]), jnp.float32)
+        return cls(
+            images=jax.ShapeDtypeStruct((members, batch_size, *image_shape), jnp.uint8, sharding=split),
+            labels=jax.ShapeDtypeStruct((members, batch_size), jnp.int32, sharding=split),
+            norm={"mean": channel, "std": channel},
+            lr=jax.ShapeDtypeStruct((members,), jnp.float32),
+            rng=jax.ShapeDtypeStruct((members, 2), jnp.int32),
+        )
 
 
 def normalization(images: np.ndarray) -> Norm:
@@ -60,28 +97,29 @@ def make_train_step(
     loss_fn: LossFn, tx: optax.GradientTransformation, num_classes: int, label_smoothing: float, augment: Augment,
     microbatches: int = 1,
 ) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
-    """A pure step: (state, uint8 images, labels, norm, lr, rng) -> (new state, {loss, top1_error, grad_norm}).
+    """A pure step of one run: (state, StepInputs) -> (new state, {loss, top1_error, grad_norm}).
 
-    `rng` is (data seed, step): the augmentation of a batch (`augment`, on the device) is a function of it.
+    `inputs.rng` is (data seed, step): the augmentation of a batch (`augment`, on the device) is a function of it.
     `tx` works at unit learning rate; its update is scaled by `lr` (exact for adamw's decoupled
     decay and for sgd's momentum, whose updates are linear in the learning rate). With `microbatches`
     > 1 the gradient is the mean over equal micro-batches, computed one after another
     (`accumulated_gradients`), so memory holds one micro-batch's activations.
     """
 
-    def train_step(state: TrainState, images: jax.Array, labels: jax.Array, norm: Norm, lr: jax.Array, rng: jax.Array):
+    def train_step(state: TrainState, inputs: StepInputs):
+        images, labels = inputs.images, inputs.labels
         targets = jax.nn.one_hot(labels, num_classes)
         if augment.active:
-            crop_key, mix_key = jax.random.split(jax.random.fold_in(jax.random.key(rng[0]), rng[1]))
+            crop_key, mix_key = jax.random.split(jax.random.fold_in(jax.random.key(inputs.rng[0]), inputs.rng[1]))
             images = augment_images(crop_key, images, augment)
             if augment.mixup_alpha:
                 images, targets = mixup(mix_key, images, labels, num_classes, augment.mixup_alpha)
         targets = optax.smooth_labels(targets, label_smoothing)
         loss, logits, new_rest, grads = accumulated_gradients(
-            loss_fn, microbatches, state["params"], state["rest"], images, targets, norm
+            loss_fn, microbatches, state["params"], state["rest"], images, targets, inputs.norm
         )
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], jax.tree.map(lambda u: lr * u, updates))
+        params = optax.apply_updates(state["params"], jax.tree.map(lambda u: inputs.lr * u, updates))
         metrics = {
             "loss": loss,
             "top1_error": jnp.mean(jnp.argmax(logits, -1) != labels),
@@ -120,28 +158,3 @@ def accumulated_gradients(
     )
     logits = logits.swapaxes(0, 1).reshape(images.shape[0], -1)
     return loss_sum / microbatches, logits, rest, jax.tree.map(lambda g: g / microbatches, grad_sum)
-
-
-def make_eval_step(eval_graph: nnx.GraphDef, num_classes: int) -> Callable[..., dict[str, jax.Array]]:
-    """A pure step returning sums over the counted examples (mask=1, at least one target): loss, top-1 and
-    top-5 mistakes, count. Targets are multi-hot [B, K]: a prediction is right if it hits any of them (one
-    for ImageNet, several for ReaL), and the loss is the cross-entropy against their uniform mixture."""
-    k = min(5, num_classes)
-
-    def eval_step(params, rest, images, targets, mask, norm):
-        model = nnx.merge(eval_graph, params, rest, copy=True)
-        logits = model(preprocess(images, norm))
-        valid = targets > 0
-        hits = valid.sum(-1)
-        counted = mask * (hits > 0)
-        loss = optax.softmax_cross_entropy(logits, valid / jnp.maximum(hits, 1)[:, None])
-        top_k = jax.lax.top_k(logits, k)[1]
-        right = jnp.take_along_axis(valid, top_k, axis=-1)
-        return {
-            "loss": jnp.sum(loss * counted),
-            "top1_wrong": jnp.sum(~right[:, 0] * counted),
-            "top5_wrong": jnp.sum(~jnp.any(right, axis=-1) * counted),
-            "count": jnp.sum(counted),
-        }
-
-    return eval_step

@@ -6,6 +6,7 @@ import argparse
 import collections
 from pathlib import Path
 
+from analysis.table.contract import Status
 from scaling.workdir.records import read_result
 
 
@@ -81,11 +82,11 @@ def _run(args: argparse.Namespace) -> int:
                                   timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node)
         else:
             statuses |= run_local(wave, args.root, parallel=args.parallel, wandb=args.wandb, pack_size=pack_size)
-    return 0 if all(status == "completed" for status in statuses.values()) else 1
+    return 0 if all(status == Status.COMPLETED for status in statuses.values()) else 1
 
 
 def _status(args: argparse.Namespace) -> int:
-    from scaling.sweep.results import run_dirs
+    from analysis.table.workdirs import run_dirs
 
     results = {str(d.relative_to(args.root)): read_result(d) for d in run_dirs(args.root)}
     if args.sweep_file:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from scaling.errors import ConfigError
+
 Grid = list[dict[str, Any]]
 
 
@@ -33,7 +35,7 @@ def zipped(*grids: Grid) -> Grid:
     """The i-th points of all grids together; the grids must be equally long."""
     lengths = {len(grid) for grid in grids}
     if len(lengths) > 1:
-        raise ValueError(f"zipped grids must have equal lengths, got {sorted(lengths)}")
+        raise ConfigError(f"zipped grids must have equal lengths, got {sorted(lengths)}")
     return [_merge(points) for points in zip(*grids)]
 
 
@@ -47,6 +49,6 @@ def _merge(points: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     for point in points:
         clash = set(merged) & set(point)
         if clash:
-            raise ValueError(f"the same key is swept twice in one point: {', '.join(sorted(clash))}")
+            raise ConfigError(f"the same key is swept twice in one point: {', '.join(sorted(clash))}")
         merged.update(point)
     return merged

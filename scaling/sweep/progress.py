@@ -7,6 +7,8 @@ import sys
 import time
 from typing import Any
 
+from analysis.table.contract import Status
+
 
 class SweepProgress:
     """Prints one line per started and finished run, with counts and an ETA from the finished runs."""
@@ -27,7 +29,7 @@ class SweepProgress:
         self.running -= 1
         self.finished_here += 1
         self.done += 1
-        self.failed += status not in ("completed",)
+        self.failed += status != Status.COMPLETED
         error = (result or {}).get("final_eval") or {}
         detail = f", top-1 error {error['top1_error']:.4f}" if "top1_error" in error else ""
         self._line(f"{status} {run_id} in {seconds:.0f}s{detail}")

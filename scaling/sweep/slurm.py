@@ -16,6 +16,7 @@ from types import FrameType
 import submitit
 
 import scaling
+from analysis.table.contract import Status
 from scaling.runtime.preemption import request_stop
 from scaling.workdir.records import read_result
 from scaling.sweep.progress import SweepProgress
@@ -50,7 +51,7 @@ class UnitJob(submitit.helpers.Checkpointable):
             statuses = train_unit(points, root, wandb)
         finally:
             signal.signal(signal.SIGUSR2, requeue)
-        if warned.is_set() and "preempted" in statuses.values() and callable(requeue):
+        if warned.is_set() and Status.PREEMPTED in statuses.values() and callable(requeue):
             requeue(signal.SIGUSR2, None)
         return statuses
 

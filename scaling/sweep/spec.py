@@ -11,6 +11,7 @@ from typing import Any
 import ml_collections
 
 from scaling.config.loading import import_file, load_config
+from scaling.schema import check_value
 from scaling.errors import ConfigError
 
 
@@ -49,15 +50,19 @@ def load_sweep(path: str | Path) -> Sweep:
     """
     module = import_file(str(path), "sweep", "experiments/demo.py for the shape", ("CONFIG", "get_grid"))
     name = getattr(module, "NAME", Path(path).stem)
-    shared = dict(getattr(module, "OVERRIDES", {}))
-    fractions = tuple(getattr(module, "COOLDOWN_FRACTIONS", ()))
+    shared, grid = getattr(module, "OVERRIDES", {}), module.get_grid()
+    _check_overrides(path, shared, grid)
+    fractions = getattr(module, "COOLDOWN_FRACTIONS", ())
+    pack_size = getattr(module, "PACK_SIZE", 1)
+    check_value(f"COOLDOWN_FRACTIONS in {path}", fractions, "portions")
+    check_value(f"PACK_SIZE in {path}", pack_size, "int")
     points = [
-        point for grid_point in module.get_grid() for point in _points(name, module.CONFIG, shared, grid_point, fractions)
+        point for grid_point in grid for point in _points(name, module.CONFIG, shared, grid_point, tuple(fractions))
     ]
     duplicates = {p.run_id for p in points if sum(q.run_id == p.run_id for q in points) > 1}
     if duplicates:
         raise ConfigError(f"sweep {name} lists the same point twice: {', '.join(sorted(duplicates))}")
-    return Sweep(name=name, points=points, pack_size=int(getattr(module, "PACK_SIZE", 1)))
+    return Sweep(name=name, points=points, pack_size=pack_size)
 
 
 def run_id(config: str, shared: dict[str, Any], swept: dict[str, Any]) -> str:
@@ -66,6 +71,17 @@ def run_id(config: str, shared: dict[str, Any], swept: dict[str, Any]) -> str:
     digest = hashlib.sha1(canonical.encode()).hexdigest()[:8]
     readable = "-".join(f"{key.split('.')[-1]}{_short(value)}" for key, value in swept.items())
     return f"{readable[:80]}-{digest}" if readable else digest
+
+
+def _check_overrides(path: str | Path, shared: Any, grid: Any) -> None:
+    """OVERRIDES is a dict of config overrides, and get_grid() returned a list of them."""
+    if not isinstance(grid, list):
+        raise ConfigError(f"get_grid() in {path} must return a list of override dicts, e.g. "
+                          f"sweep('model.width', [8, 16]), got {grid!r}")
+    for overrides in [shared, *grid]:
+        if not (isinstance(overrides, dict) and all(isinstance(key, str) for key in overrides)):
+            raise ConfigError(f"OVERRIDES and the points of get_grid() in {path} must be dicts of config overrides "
+                              f"like {{'model.width': 16}}, got {overrides!r}")
 
 
 def _points(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from analysis.table.contract import FINAL_STATUSES, Status
 from scaling.workdir.records import RunResult, read_result, write_result
 from scaling.sweep.spec import SweepPoint
 
-FINAL_STATUSES = ("completed", "diverged")  # rerunning cannot change these; failed runs are retried
 COMPILATION_CACHE = ".jax_cache"  # runs that differ only in data size or schedule share compiled steps
 
 
@@ -27,11 +27,11 @@ def record_unfinished(root: Path, point: SweepPoint, describe_error: Callable[[]
     """The status a finished process recorded; one that recorded none is recorded as failed."""
     workdir = root / point.run_id
     result = read_result(workdir)
-    if result is not None and result["status"] != "running":
+    if result is not None and result["status"] != Status.RUNNING:
         return result["status"]
     workdir.mkdir(parents=True, exist_ok=True)
-    write_result(workdir, RunResult(status="failed", error=describe_error()))
-    return "failed"
+    write_result(workdir, RunResult(status=Status.FAILED, error=describe_error()))
+    return Status.FAILED
 
 
 def compilation_cache_env(root: Path) -> dict[str, str]:

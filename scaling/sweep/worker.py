@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from analysis.table.contract import Status
 from scaling.workdir.records import read_result
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import is_done
@@ -34,7 +35,7 @@ def train_unit(points: list[SweepPoint], root: str | Path, wandb: str | None = N
             train_packed(configs, [root / point.run_id for point in todo])
         except Exception as error:  # recorded in result.json as failed
             print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-    return {point.run_id: (read_result(root / point.run_id) or {"status": "failed"})["status"] for point in points}
+    return {point.run_id: (read_result(root / point.run_id) or {"status": Status.FAILED})["status"] for point in points}
 
 
 def encode_points(points: list[SweepPoint]) -> str:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wandb", choices=("offline", "online", "disabled"))
     args = parser.parse_args(argv)
     statuses = train_unit(decode_points(args.points), args.root, args.wandb)
-    return 0 if all(status == "completed" for status in statuses.values()) else 1
+    return 0 if all(status == Status.COMPLETED for status in statuses.values()) else 1
 
 
 if __name__ == "__main__":

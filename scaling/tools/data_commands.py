@@ -67,7 +67,8 @@ def _prepare(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     from scaling.config.loading import load_config
     from scaling.data.cache import cache_directory, rows_filled, split_labels
-    from scaling.data.pipeline import cache_root, eval_split
+    from scaling.data.catalog import eval_split
+    from scaling.data.pipeline import cache_root
     from scaling.data.source import open_builder
     from scaling.plan import plan_run
 

@@ -16,6 +16,7 @@ from scaling.program import sharding
 from scaling.data.source import declared_facts
 from scaling.models import describe_model
 from scaling.program.build import build_program
+from scaling.program.steps import StepInputs
 from scaling.config.validation import validate_compute, validate_config
 
 
@@ -26,33 +27,23 @@ def dry_run(config: ml_collections.ConfigDict) -> str:
     size (the splits are then not checked).
     """
     facts = declared_facts(config.data.name, config.data.data_dir, config.data.resolution)
-    if facts.split_sizes:
-        validate_config(config, facts)
-    else:
-        validate_compute(config, facts)
-    facts = dataclasses.replace(facts, num_classes=config.data.classes or facts.num_classes)
-    program = build_program(config, facts)
+    model = validate_config(config, facts) if facts.split_sizes else validate_compute(config, facts)
+    facts = dataclasses.replace(facts, num_classes=model.num_classes)
+    program = build_program(config, model)
     mesh, batch = program.mesh, config.train.batch_size
     state = jax.tree.map(
         lambda leaf, where: jax.ShapeDtypeStruct((1, *leaf.shape), leaf.dtype, sharding=where),
         program.abstract_state, program.packed_shardings,
     )
-    channels = facts.image_shape[-1]
-    args = (
-        jax.ShapeDtypeStruct((1, batch, *facts.image_shape), jnp.uint8, sharding=sharding.batch_sharded(mesh, True)),
-        jax.ShapeDtypeStruct((1, batch), jnp.int32, sharding=sharding.batch_sharded(mesh, True)),
-        {key: jax.ShapeDtypeStruct((1, channels), jnp.float32) for key in ("mean", "std")},
-        jax.ShapeDtypeStruct((1,), jnp.float32),
-        jax.ShapeDtypeStruct((1, 2), jnp.int32),
-    )
-    lowered = program.train_step.lower(state, *args)
+    inputs = StepInputs.abstract(mesh, 1, batch, facts.image_shape)
+    lowered = program.train_step.lower(state, inputs)
     compiled = lowered.compile()
     memory = compiled.memory_analysis()
     flops = _flops(lowered.cost_analysis())
     if config.train.microbatches > 1:  # XLA counts the body of the accumulation scan once: count the whole batch
         whole = config.copy_and_resolve_references()
         whole.train.microbatches = 1
-        flops = _flops(build_program(whole, facts).train_step.lower(state, *args).cost_analysis())
+        flops = _flops(build_program(whole, model).train_step.lower(state, inputs).cost_analysis())
     params = program.abstract_state["params"]
     num_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
     lines = [

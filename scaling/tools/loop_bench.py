@@ -17,6 +17,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
+from analysis.table.contract import Status
 from scaling.errors import ConfigError
 from scaling.tools.step_bench import bare_step_timer
 from scaling.workdir.tracking import read_metrics
@@ -81,7 +82,7 @@ def _loop_windows(config: ml_collections.ConfigDict, workdir: Path, batch: int) 
     from scaling.train import train_and_evaluate
 
     outcome = train_and_evaluate(config, workdir)
-    if outcome.status != "completed":
+    if outcome.status != Status.COMPLETED:
         raise RuntimeError(f"the benchmarked run ended {outcome.status}: {outcome.error}")
     windows = [line for line in read_metrics(workdir) if line["kind"] == "train"]
     seconds = sum((line["step"] - before["step"]) * batch / line["examples_per_second"]

@@ -13,6 +13,7 @@ import numpy as np
 from scaling.program import sharding
 from scaling.plan import plan_run
 from scaling.program.build import build_program
+from scaling.program.steps import StepInputs
 
 
 def bare_step_timer(config: ml_collections.ConfigDict) -> tuple[int, Callable[[int], float]]:
@@ -20,25 +21,26 @@ def bare_step_timer(config: ml_collections.ConfigDict) -> tuple[int, Callable[[i
     of one) on one fixed random batch already on the devices, in seconds. Compiles and warms up once."""
     plan = plan_run(config)
     facts, batch = plan.facts, plan.batch_size
-    program = build_program(config, facts)
+    program = build_program(config, plan.model)
     state = program.stack(program.initial_state(np.int32(config.seed)))
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (1, batch, *facts.image_shape), dtype=np.uint8)
-    labels = rng.integers(0, facts.num_classes, (1, batch)).astype(np.int32)
-    images, labels = sharding.global_batch(program.mesh, images, labels, packed=True)
     channels = facts.image_shape[-1]
     norm = jax.device_put({"mean": np.full((1, channels), 0.5, np.float32),
                            "std": np.full((1, channels), 0.25, np.float32)}, sharding.replicated(program.mesh))
-    args = (images, labels, norm, np.full(1, config.optim.lr, np.float32), np.array([[config.data.seed, 0]], np.int32))
-    step = program.train_step.lower(state, *args).compile()
-    state, metrics = step(state, *args)
+    inputs = StepInputs.place(
+        program.mesh, rng.integers(0, 256, (1, batch, *facts.image_shape), dtype=np.uint8),
+        rng.integers(0, facts.num_classes, (1, batch)).astype(np.int32), norm,
+        np.full(1, config.optim.lr, np.float32), np.array([[config.data.seed, 0]], np.int32),
+    )
+    step = program.train_step.lower(state, inputs).compile()
+    state, metrics = step(state, inputs)
     jax.block_until_ready(metrics)
 
     def seconds(steps: int) -> float:
         nonlocal state, metrics
         start = time.perf_counter()
         for _ in range(steps):
-            state, metrics = step(state, *args)
+            state, metrics = step(state, inputs)
         jax.block_until_ready(metrics)
         return time.perf_counter() - start
 

@@ -7,18 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from analysis.table.contract import CONFIG_FILE, RESULT_FILE
 from scaling.errors import ConfigError
-
-CONFIG_FILE = "config.json"
-RESULT_FILE = "result.json"
 
 
 @dataclasses.dataclass
 class RunResult:
     """Summary of one run. Compute is training FLOPs: forward + backward, 1 multiply-add = 2 FLOPs."""
 
-    status: str  # running (or killed), completed, failed, diverged (at `step`), preempted (SIGTERM; resumable),
-    # interrupted (stopped from outside)
+    status: str  # one of analysis.table.contract.Status
     error: str | None = None
     family: str | None = None
     model: str | None = None

@@ -7,7 +7,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-METRICS_FILE = "metrics.jsonl"
+from analysis.table.contract import METRICS_FILE
+
 WANDB_ID_FILE = "wandb_run_id"
 
 

@@ -1,0 +1,124 @@
+"""What one run of a pack records while it trains: metric lines (metrics.jsonl and wandb), checkpoints, its
+status and, at the end, its result.json. Only process 0 of a multi-host run writes records; every process
+writes its share of the checkpoints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from analysis.table.contract import Status
+from scaling.config.loading import to_json_dict
+from scaling.plan import RunPlan
+from scaling.workdir import checkpoint
+from scaling.workdir.records import RunResult, write_result
+from scaling.workdir.tracking import JsonlTracker, Trackers, WandbTracker, read_metrics
+
+
+def writes_records() -> bool:
+    """Whether this process writes config.json, metrics and result.json (process 0 of a multi-host run)."""
+    return jax.process_index() == 0
+
+
+class RunRecorder:
+    """One run's records: its plan and result, its checkpoint manager and its metric trackers."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: Path, plan: RunPlan, result: RunResult):
+        self.config, self.workdir, self.plan, self.result = config, workdir, plan, result
+        self.result.__dict__.update(plan.result_fields())
+        self.manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints, set(plan.kept_steps))
+        self.trackers = Trackers([])
+
+    @property
+    def running(self) -> bool:
+        """Whether the run still trains (not diverged, preempted or finished)."""
+        return self.result.status == Status.RUNNING
+
+    def open_trackers(self, start_step: int) -> None:
+        """Start metric lines at `start_step` (later lines of an earlier attempt are dropped) and wandb."""
+        if not writes_records():
+            return
+        trackers = [JsonlTracker(self.workdir, start_step)]
+        if self.config.wandb.mode != "disabled":
+            wandb = self.config.wandb
+            trackers.append(WandbTracker(self.workdir, wandb.mode, wandb.project, wandb.group, self.workdir.name,
+                                         to_json_dict(self.config)))
+        self.trackers = Trackers(trackers)
+
+    def log_train(self, step: int, metrics: dict[str, float], speed: float, mfu: float | None) -> None:
+        """One training window's mean metrics, learning rate and throughput."""
+        self.trackers.log(step, {
+            "kind": "train", "examples_seen": step * self.plan.batch_size, "train_loss": metrics["loss"],
+            "train_top1_error": metrics["top1_error"], "grad_norm": metrics["grad_norm"],
+            "lr": float(self.plan.learning_rates[step - 1]), "examples_per_second": speed, "mfu": mfu,
+        })
+
+    def log_eval(self, step: int, metrics: dict[str, float]) -> None:
+        """One evaluation's metrics (every evaluation set, named by `scaling.program.evaluation.metric_names`)."""
+        self.trackers.log(step, {"kind": "eval", "examples_seen": step * self.plan.batch_size, **metrics})
+
+    def save(self, step: int, state: Any) -> None:
+        """Checkpoint `state` at `step` (asynchronously)."""
+        checkpoint.save(self.manager, step, state)
+
+    def diverged(self, step: int) -> None:
+        """Loss or gradients became non-finite at `step`; the checkpoints stay as they are."""
+        self.manager.wait_until_finished()
+        good = self.manager.latest_step()
+        self._stop(Status.DIVERGED, step,
+                   f"loss or gradient norm non-finite at step {step} (last good checkpoint: "
+                   f"{'none' if good is None else f'step {good}'}); lower optim.lr, set optim.grad_clip_norm, "
+                   "or use train.compute_dtype='float32'")
+
+    def preempted(self, step: int) -> None:
+        """Stopped at `step` (checkpointed) by SIGTERM or the scheduler's warning signal."""
+        self._stop(Status.PREEMPTED, step, f"preempted at step {step} (SIGTERM or the scheduler's warning signal); "
+                                          "run the same command again to resume")
+
+    def completed(self, step: int, final_eval: dict[str, float]) -> None:
+        """Trained all `step` steps; `final_eval` is the last evaluation."""
+        self._stop(Status.COMPLETED, step, None)
+        self.result.final_eval = final_eval
+
+    def finish(self, started: float, compilation_cache: dict[str, int]) -> None:
+        """Close checkpoints and trackers, and write result.json with the run's throughput and best evaluation."""
+        self.manager.wait_until_finished()
+        self.manager.close()
+        self.trackers.close()
+        if not writes_records():
+            return
+        lines = read_metrics(self.workdir)
+        windows = [line for line in lines if line["kind"] == "train"]
+        result = self.result
+        if windows:
+            steady = windows[1:] or windows
+            result.examples_per_second = float(np.median([line["examples_per_second"] for line in steady]))
+            mfus = [line["mfu"] for line in steady if line.get("mfu") is not None]
+            result.mfu = float(np.median(mfus)) if mfus else None
+        result.best_eval = min((line for line in lines if line["kind"] == "eval"),
+                               key=lambda line: line["top1_error"], default=None)
+        result.examples_seen = result.step * self.plan.batch_size
+        result.compute = result.flops_per_example * result.examples_seen
+        result.compilation_cache = compilation_cache
+        result.wall_seconds = time.monotonic() - started
+        write_result(self.workdir, result)
+
+    def _stop(self, status: str, step: int, error: str | None) -> None:
+        self.result.status, self.result.step, self.result.error = status, step, error
+
+
+def record_failure(workdir: Path, result: RunResult, started: float, error: BaseException) -> None:
+    """Record the run as failed, or as interrupted (resumable) when it was stopped from outside."""
+    stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+    result.status = Status.INTERRUPTED if stopped else Status.FAILED
+    result.error = f"{type(error).__name__}: {error}"
+    result.wall_seconds = time.monotonic() - started
+    if writes_records():
+        write_result(workdir, result)
+
