@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 DEMO_PARALLEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: $(STAMP)
 	$(VENV)/bin/scaling sweep results --root runs/demo
 	$(VENV)/bin/scaling report runs/demo/results.csv --out runs/demo/report
 	@echo "demo report: runs/demo/report/report.html"
+
+# House style (pyproject.toml [tool.ruff]): line length, import order, pyflakes, bugbear and friends.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Tests run on 8 virtual CPU devices (tests/conftest.py sets XLA_FLAGS).
 test: $(STAMP)

@@ -13,9 +13,9 @@ from analysis.errors import AnalysisError
 from analysis.fit import Fit, fit_law
 from analysis.frontier import envelope_frontier, flops_model, isoflop_frontier, parametric_frontier
 from analysis.laws import LAWS, Law, get_law, predict
-from analysis.table.load import Results, load_results
 from analysis.request import FitRequest, FittedLaw, fit_request
 from analysis.study import Study, StudyOptions, run_study
+from analysis.table.load import Results, load_results
 
 __all__ = [
     "LAWS", "AnalysisError", "Backtest", "Bootstrap", "Estimate", "Fit", "FitRequest", "FittedLaw", "Law",

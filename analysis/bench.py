@@ -12,8 +12,8 @@ import numpy as np
 import scipy.optimize
 
 from analysis.fit import fit_law, objective, prepare, problem, start_grid
-from analysis.lbfgs import GTOL
 from analysis.laws import CHINCHILLA
+from analysis.lbfgs import GTOL
 from analysis.synthetic import sample_law
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # their fitted L(N, D), eq. 10

@@ -1,5 +1,6 @@
 """The analysis commands `fit`, `plot`, `report` and the `history` group, registered on the `scaling` command
-line by `add_commands` (and the fit benchmark by `add_bench_fit`); `python -m analysis.cli COMMAND ...` runs them on their own. The handlers are in
+line by `add_commands` (and the fit benchmark by `add_bench_fit`); `python -m analysis.cli COMMAND ...` runs them
+on their own. The handlers are in
 analysis.commands (and analysis.history.commands)."""
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
-    from analysis.table.load import Results
     from analysis.request import FitRequest
     from analysis.study import Study
+    from analysis.table.load import Results
 
 DEFAULT_LAWS = ("saturating", "power", "broken", "m4", "chinchilla", "rosenfeld")
 FIGURE_LAWS = ("saturating", "chinchilla")
@@ -115,10 +115,10 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace, default_laws: Sequence[str]) -> tuple[Results, list[FitRequest], list[str]]:
     """The table and the fit requests the options describe, with notes on default laws left out."""
-    from analysis.table.contract import parse_mapping
     from analysis.laws import get_law
-    from analysis.table.load import load_results
     from analysis.request import FitRequest, chance_level
+    from analysis.table.contract import parse_mapping
+    from analysis.table.load import load_results
 
     _check_options(args)
     results = load_results(args.table, parse_mapping(args.columns))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
+from analysis.table.contract import require_columns
 
 POINT_SETS = ("all", "final", "envelope")
 TIE = 0.01  # x values within 1% count as equal when building the envelope

@@ -12,10 +12,10 @@ import pandas as pd
 
 from analysis.bootstrap import DEFAULT_CONFIDENCE, Bootstrap, bootstrap
 from analysis.errors import AnalysisError
-from analysis.table.contract import require_columns
 from analysis.fit import DEFAULT_HUBER_DELTA, Fit, fit_law
 from analysis.laws import Law
 from analysis.points import select_points
+from analysis.table.contract import require_columns
 from analysis.validate import positive_column
 
 

@@ -12,12 +12,20 @@ import pandas as pd
 
 from analysis.backtest import Backtest, backtest
 from analysis.errors import AnalysisError
-from analysis.frontier import Allocation, Envelope, FlopsModel, IsoFlop, envelope_frontier, flops_model
-from analysis.frontier import isoflop_frontier, parametric_frontier
+from analysis.frontier import (
+    Allocation,
+    Envelope,
+    FlopsModel,
+    IsoFlop,
+    envelope_frontier,
+    flops_model,
+    isoflop_frontier,
+    parametric_frontier,
+)
 from analysis.frontier.isoflop import DEFAULT_TOLERANCE
-from analysis.table.load import Results
 from analysis.points import final_rows
 from analysis.request import FitRequest, FittedLaw, fit_request
+from analysis.table.load import Results
 
 T = TypeVar("T")
 

@@ -60,8 +60,9 @@ def backtest_record(result: Backtest) -> dict[str, Any]:
     """The backtest's cut-off and its rows, best first."""
     return {
         "cutoff": result.cutoff, "column": result.column, "metric": "RMSE of log y on the points above the cut-off",
-        "rows": [dict(law=row.law, points=row.points, train_points=row.train_points, test_points=row.test_points,
-                      rmse_log=row.rmse_log, rank=row.rank, note=row.note) for row in result.rows],
+        "rows": [{"law": row.law, "points": row.points, "train_points": row.train_points,
+                      "test_points": row.test_points,
+                      "rmse_log": row.rmse_log, "rank": row.rank, "note": row.note} for row in result.rows],
         "warnings": list(result.warnings),
     }
 

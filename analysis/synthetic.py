@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.table.contract import RESULT_COLUMNS, Status
 from analysis.laws import CHINCHILLA, Law, predict
+from analysis.table.contract import RESULT_COLUMNS, Status
 
 # L(N, D) for top-1 error: the exponents of Hoffmann et al. 2022, scales that keep the error below 1
 TOP1_LAW = {"E": 0.1, "A": 20.0, "B": 12.0, "alpha": 0.34, "beta": 0.28}

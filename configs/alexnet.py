@@ -5,8 +5,8 @@ Command:
 The argument sets any model knob: width (first conv's channels, 64 = the paper's), dropout.
 """
 
-from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
+from scaling.config.loading import set_config_arg
 
 
 def get_config(arg: str | None = None):

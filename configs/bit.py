@@ -7,8 +7,8 @@ BiT-R50x1 at ImageNet size: configs/bit.py:width=64,depth=50,block=bottleneck,st
 (or configs/model.py:variant=bit-resnet50).
 """
 
-from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
+from scaling.config.loading import set_config_arg
 
 
 def get_config(arg: str | None = None):

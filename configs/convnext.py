@@ -6,8 +6,8 @@ The argument sets any model knob: width, depth, stage_sizes, patch_size (the ste
 4 at ImageNet size, 1 for the 8x8 digits).
 """
 
-from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
+from scaling.config.loading import set_config_arg
 
 
 def get_config(arg: str | None = None):

@@ -6,8 +6,8 @@ The argument is variant=NAME, then optionally any model knob of its family: vari
 Training settings are the base config's (AdamW); the historic recipes live in configs/history/.
 """
 
-from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
+from scaling.config.loading import set_config_arg
 from scaling.errors import ConfigError
 from scaling.models import variant_config
 

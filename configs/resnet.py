@@ -6,8 +6,8 @@ The argument sets any model knob: width, depth, block, stage_sizes, num_stages, 
 For ImageNet-sized images use stem=imagenet, e.g. configs/resnet.py:width=64,depth=50,stem=imagenet.
 """
 
-from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
+from scaling.config.loading import set_config_arg
 
 
 def get_config(arg: str | None = None):

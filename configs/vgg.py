@@ -6,8 +6,8 @@ The argument sets any model knob: width (first stage's channels, 64 = the paper'
 batch_norm, dropout.
 """
 
-from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
+from scaling.config.loading import set_config_arg
 
 
 def get_config(arg: str | None = None):

@@ -5,8 +5,8 @@ Command (about a minute on 2 CPU cores):
 The argument sets any model knob: width, depth, num_heads, mlp_ratio, patch_size, pool.
 """
 
-from scaling.config.loading import set_config_arg
 from scaling.config.defaults import base_config
+from scaling.config.loading import set_config_arg
 
 
 def get_config(arg: str | None = None):

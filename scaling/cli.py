@@ -6,12 +6,12 @@ import argparse
 import os
 import sys
 
-from scaling.errors import CheckpointError, ConfigError, DataError
 from analysis.cli import add_commands as add_analysis_commands
 from analysis.table.contract import Status
+from scaling.errors import CheckpointError, ConfigError, DataError
+from scaling.sweep.commands import add_commands as add_sweep_commands
 from scaling.tools.bench import add_commands as add_bench_commands
 from scaling.tools.data_commands import add_commands as add_data_commands
-from scaling.sweep.commands import add_commands as add_sweep_commands
 from scaling.tools.model_commands import add_commands as add_model_commands
 
 TRAIN_EPILOG = """\

@@ -189,7 +189,8 @@ class Pack:
     def describe(self) -> str:
         """The opening line: model, size, data, steps and where the pack resumes."""
         plan, config = self.runs[0].plan, self.runs[0].config
-        return (f"{self.runs[0].result.model}: {plan.params:,} params, {plan.flops_per_example:.3g} train FLOPs/example, "
+        return (f"{self.runs[0].result.model}: {plan.params:,} params, "
+                f"{plan.flops_per_example:.3g} train FLOPs/example, "
                 f"{', '.join(str(run.plan.train_examples) for run in self.runs)} examples of {config.data.name}, "
                 f"{plan.num_steps} steps of {plan.batch_size}"
                 + (f" for {len(self.runs)} packed runs" if len(self.runs) > 1 else "")

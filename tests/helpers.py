@@ -23,7 +23,8 @@ TINY_MODELS = {
 
 def tiny_args(family: str, data_dir: str, *overrides: str) -> list[str]:
     """`scaling train` arguments for a tiny model on the digits, without wandb."""
-    base = [f"data.data_dir={data_dir}", "train.epochs=None", "train.batch_size=32", "train.eval_batch_size=64", "train.eval_every_steps=0", "wandb.mode=disabled"]
+    base = [f"data.data_dir={data_dir}", "train.epochs=None", "train.batch_size=32", "train.eval_batch_size=64",
+            "train.eval_every_steps=0", "wandb.mode=disabled"]
     return ["--config", TINY_MODELS[family], *(f"--config.{item}" for item in [*base, *overrides])]
 
 
@@ -40,7 +41,8 @@ def final_checkpoint_leaves(workdir: Path) -> dict[str, np.ndarray]:
     with ocp.CheckpointManager((workdir / "checkpoints").absolute()) as manager:
         restored = manager.restore(manager.latest_step(),
                                    args=ocp.args.StandardRestore(fallback_sharding=here))
-    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]}
+    return {jax.tree_util.keystr(path): np.asarray(leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]}
 
 
 def assert_same_checkpoints(actual: Path, expected: Path, **tolerance: float) -> None:

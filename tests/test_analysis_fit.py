@@ -37,7 +37,7 @@ def test_nan_x_is_an_error_naming_the_run():
 def test_non_positive_compute_or_error_is_an_error(bad):
     x, y = power_data()
     x[0] = bad
-    with pytest.raises(AnalysisError, match="zero or negative.*log space"):
+    with pytest.raises(AnalysisError, match=r"zero or negative.*log space"):
         fit_law(POWER, x, y, starts=2)
     x, y = power_data()
     y[0] = bad
@@ -63,7 +63,7 @@ def test_a_single_model_size_is_an_error_for_a_joint_law():
     sizes, seen = np.full(20, 1e7), np.geomspace(1e6, 1e9, 20)
     y = sample_law(CHINCHILLA, {"E": 0.1, "A": 20.0, "B": 12.0, "alpha": 0.34, "beta": 0.28}, (sizes, seen),
                    noise=0.01, seed=0)
-    with pytest.raises(AnalysisError, match="'params' has a single value.*add runs of other sizes"):
+    with pytest.raises(AnalysisError, match=r"'params' has a single value.*add runs of other sizes"):
         fit_law(CHINCHILLA, (sizes, seen), y, starts=2, x_names=["params", "examples_seen"])
 
 
@@ -124,7 +124,7 @@ def test_small_huber_delta_resists_an_outlier_that_pulls_least_squares():
 
 def test_laws_with_a_random_guess_constant_need_it():
     x, y = power_data()
-    with pytest.raises(AnalysisError, match="needs a positive constant 'random_guess'.*--random-guess"):
+    with pytest.raises(AnalysisError, match=r"needs a positive constant 'random_guess'.*--random-guess"):
         fit_law(M4, x, y, starts=2)
 
 

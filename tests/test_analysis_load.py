@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.request import chance_level
-from analysis.table.contract import RESULT_COLUMNS, parse_mapping
 from analysis.errors import AnalysisError
-from analysis.table.load import load_results
 from analysis.points import final_rows, select_points
+from analysis.request import chance_level
 from analysis.synthetic import synthetic_sweep
+from analysis.table.contract import RESULT_COLUMNS, parse_mapping
+from analysis.table.load import load_results
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_unreadable_sources_are_clear_errors(tmp_path, sweep):
     with pytest.raises(AnalysisError, match="does not exist"):
         load_results(tmp_path / "missing.csv")
     (tmp_path / "table.xlsx").write_text("x")
-    with pytest.raises(AnalysisError, match="give a .csv or .parquet table"):
+    with pytest.raises(AnalysisError, match=r"give a .csv or .parquet table"):
         load_results(tmp_path / "table.xlsx")
     (tmp_path / "empty").mkdir()
     with pytest.raises(AnalysisError, match="no run workdir"):

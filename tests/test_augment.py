@@ -10,8 +10,8 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from scaling.data.augment import OPS, Augment, apply_op, augment_images, mixup
 from scaling.config.defaults import FIELDS
+from scaling.data.augment import OPS, Augment, apply_op, augment_images, mixup
 from scaling.errors import ConfigError
 from scaling.schema import check_fields
 
@@ -43,7 +43,8 @@ def test_flip_mirrors_about_half_the_images():
 def test_inception_crop_keeps_constant_and_monotone_grayscale_images():
     constant = np.full((8, 16, 16, 1), 77, np.uint8)
     gradient = np.broadcast_to((np.arange(16) * 16)[None, None, :, None], (8, 16, 16, 1)).astype(np.uint8)
-    out = np.asarray(augment_jit(jax.random.key(2), np.concatenate([constant, gradient]), Augment(inception_crop=True), 12))
+    out = np.asarray(augment_jit(jax.random.key(2), np.concatenate([constant, gradient]),
+                                 Augment(inception_crop=True), 12))
     assert out.shape == (16, 12, 12, 1)
     np.testing.assert_allclose(out[:8], 77, atol=1e-3)
     assert (np.diff(out[8:], axis=2) >= -1e-3).all()  # still non-decreasing along each row
@@ -59,7 +60,7 @@ def test_inception_crop_of_the_whole_area_is_the_image():
 def test_everything_on_gives_the_output_size_in_range():
     out = augment_jit(jax.random.key(4), random_images(), ALL_ON, 12)
     assert out.shape == (8, 12, 12, 3) and out.dtype == jnp.float32
-    assert 0 <= out.min() and out.max() <= 255
+    assert out.min() >= 0 and out.max() <= 255
 
 
 def test_same_key_same_output_and_examples_are_independent():
@@ -111,7 +112,7 @@ def test_randaugment_op_is_identity_at_magnitude_zero_and_changes_at_ten(name):
         np.testing.assert_allclose(outs[:, OPS.index(name)], np.stack([image, image]), atol=1e-4)
     outs, image = all_ops(10.0)
     for out in outs[:, OPS.index(name)]:
-        assert 0 <= out.min() and out.max() <= 255
+        assert out.min() >= 0 and out.max() <= 255
         if name != "identity":
             assert np.abs(out - image).max() > 1, name
 
@@ -119,14 +120,23 @@ def test_randaugment_op_is_identity_at_magnitude_zero_and_changes_at_ten(name):
 def test_randaugment_ops_work_on_grayscale():
     outs, image = all_ops(10.0, channels=1)
     assert outs.shape == (2, len(OPS), 16, 16, 1)
-    assert 0 <= outs.min() and outs.max() <= 255
+    assert outs.min() >= 0 and outs.max() <= 255
     np.testing.assert_array_equal(outs[:, OPS.index("color")], np.stack([image, image]))  # no colour to change
     assert np.abs(outs[:, OPS.index("contrast")] - image).max() > 1
 
 
 @pytest.mark.parametrize(
     "field, value",
-    [("min_area", 0.0), ("min_area", 1.5), ("randaugment_ops", -1), ("randaugment_ops", 1.5), ("randaugment_magnitude", -1.0), ("randaugment_magnitude", 11.0), ("mixup_alpha", -0.1), ("mixup_alpha", float("nan"))],
+    [
+        ("min_area", 0.0),
+        ("min_area", 1.5),
+        ("randaugment_ops", -1),
+        ("randaugment_ops", 1.5),
+        ("randaugment_magnitude", -1.0),
+        ("randaugment_magnitude", 11.0),
+        ("mixup_alpha", -0.1),
+        ("mixup_alpha", float("nan")),
+    ],
 )
 def test_bad_values_raise_config_error_naming_the_field(field, value):
     """The config schema's rules for data.augment.* (checked with the whole config before anything compiles)."""

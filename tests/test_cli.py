@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from helpers import tiny_args
+
 from scaling.cli import main
 
 

@@ -4,16 +4,17 @@ import pytest
 
 from scaling.config.defaults import FIELDS, base_config
 from scaling.config.loading import apply_override, load_config, parse_config_arg
-from scaling.schema import check_fields, check_value
+from scaling.config.validation import num_train_steps, validate_config
 from scaling.data import DatasetFacts
 from scaling.errors import ConfigError
-from scaling.config.validation import num_train_steps, validate_config
+from scaling.schema import check_fields, check_value
 
 DIGITS = DatasetFacts(name="digits", num_classes=10, image_shape=(8, 8, 1), split_sizes={"train": 1437, "test": 360})
 
 
 def test_config_file_argument_and_overrides_set_typed_values():
-    config = load_config("configs/resnet.py:width=24,depth=14", ["optim.lr=3e-3", "train.epochs=2", "data.train_examples=400"])
+    config = load_config("configs/resnet.py:width=24,depth=14",
+                         ["optim.lr=3e-3", "train.epochs=2", "data.train_examples=400"])
     assert (config.model.width, config.model.depth) == (24, 14)
     assert config.optim.lr == pytest.approx(3e-3)
     assert config.train.epochs == 2.0 and isinstance(config.train.epochs, float)

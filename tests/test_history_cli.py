@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis.cli import add_commands, main
-from analysis.history.table import HISTORY_TABLE, load_history
 from analysis.history.plots import compute_figure
+from analysis.history.table import HISTORY_TABLE, load_history
 from analysis.synthetic import synthetic_sweep
 
 ALEXNET = {"name": "AlexNet (Krizhevsky et al. 2012)", "top1_error": 0.407, "top5_error": 0.182,
@@ -74,7 +74,7 @@ def test_plot_draws_the_three_figures(figures):
 def test_the_overlay_draws_the_runs_and_their_frontier_on_the_compute_axes(sweep_table):
     from analysis.history.commands import _overlay
 
-    overlay, warnings = _overlay(argparse.Namespace(runs=str(sweep_table), columns=[], y="top1_error",
+    overlay, _warnings = _overlay(argparse.Namespace(runs=str(sweep_table), columns=[], y="top1_error",
                                                     law="power", bootstrap=0, seed=0))
     assert overlay.frontier is not None and overlay.frontier.fit.params["b"] > 0
     ax = compute_figure(load_history(), overlay=overlay).axes[0]

@@ -4,8 +4,8 @@ and records the published result it should reproduce."""
 import json
 
 import pytest
-
 from helpers import mock_imagenet
+
 from scaling.config.loading import load_config
 from scaling.train import train_and_evaluate
 

@@ -8,8 +8,15 @@ import pandas as pd
 import pytest
 
 from analysis.bootstrap import Estimate
-from analysis.history.fit import (FitOptions, _reciprocal, compute_trend, format_trend, progress_trend, time_trend,
-                                  trend_record)
+from analysis.history.fit import (
+    FitOptions,
+    _reciprocal,
+    compute_trend,
+    format_trend,
+    progress_trend,
+    time_trend,
+    trend_record,
+)
 
 OPTIONS = FitOptions(resamples=60, seed=1)
 

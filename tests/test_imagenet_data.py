@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import mock_imagenet
 from tiny_jpegs import NUM_CLASSES, SPLITS, build
+
 from scaling.cli import main
 from scaling.config.loading import load_config
 from scaling.data import open_builder
@@ -30,7 +30,7 @@ def jpeg_data_dir(tmp_path_factory) -> str:
 
 
 def jpeg_config(data_dir: str, *overrides: str):
-    base = [f"data.name=tiny_jpegs", f"data.data_dir={data_dir}", "data.resolution=16", "train.epochs=None",
+    base = ["data.name=tiny_jpegs", f"data.data_dir={data_dir}", "data.resolution=16", "train.epochs=None",
             "train.steps=2", "train.batch_size=16", "train.eval_batch_size=16", "wandb.mode=disabled"]
     return load_config("configs/resnet.py:width=4,depth=10", [*base, *overrides])
 
@@ -71,11 +71,11 @@ def test_class_subset_is_a_fixed_prefix_and_minival_is_disjoint():
 
 def test_bad_selections_name_the_field():
     labels = np.repeat(np.arange(4), 5)
-    with pytest.raises(ConfigError, match="data.minival_per_class"):
+    with pytest.raises(ConfigError, match=r"data.minival_per_class"):
         select(labels, 4, minival_per_class=5)
-    with pytest.raises(ConfigError, match="data.examples_per_class"):
+    with pytest.raises(ConfigError, match=r"data.examples_per_class"):
         select(labels, 4, examples_per_class=6)
-    with pytest.raises(ConfigError, match="data.train_examples"):
+    with pytest.raises(ConfigError, match=r"data.train_examples"):
         select(labels, 4, classes=2, train_examples=11)
     with pytest.raises(ConfigError, match="not both"):
         select(labels, 4, train_examples=4, examples_per_class=1)
@@ -119,7 +119,9 @@ def test_cache_and_stream_give_the_same_batches_without_augmentation(jpeg_data_d
     cached = run_data(jpeg_config(jpeg_data_dir, "data.train_examples=60"))
     streamed = run_data(jpeg_config(jpeg_data_dir, "data.train_examples=60", "data.pipeline=stream"))
     for step in (0, 3):
-        (cache_images, cache_labels), (stream_images, stream_labels) = cached.train.local_batch(step), streamed.train.local_batch(step)
+        (cache_images, cache_labels), (stream_images, stream_labels) = (
+            cached.train.local_batch(step), streamed.train.local_batch(step)
+        )
         np.testing.assert_array_equal(cache_labels, stream_labels)
         np.testing.assert_array_equal(cache_images, stream_images)
     assert cache_images.shape == (16, 16, 16, 3) and cache_images.std() > 10  # real, varied pixels
@@ -149,7 +151,7 @@ def test_subset_grows_the_shared_cache_instead_of_rebuilding_it(jpeg_data_dir, t
     cache = f"data.cache_dir={tmp_path}"
     run_data(jpeg_config(jpeg_data_dir, cache, "data.train_examples=30"))
     data = run_data(jpeg_config(jpeg_data_dir, cache, "data.train_examples=90"))
-    train_dirs = [path for path in tmp_path.rglob("train-16px-crop1-*")]
+    train_dirs = list(tmp_path.rglob("train-16px-crop1-*"))
     assert len(train_dirs) == 1
     assert json.loads((train_dirs[0] / "meta.json").read_text())["builds"] == [[0, 30], [30, 90]]
     assert data.train.images.shape[0] == 90

@@ -9,8 +9,8 @@ from flax import nnx
 from scaling.cli import main
 from scaling.config.loading import load_config
 from scaling.errors import ConfigError
-from scaling.program.flops import train_flops_per_example
 from scaling.models import VARIANT_NAMES, build_model, default_model_config, model_counts, shape_for, variant_config
+from scaling.program.flops import train_flops_per_example
 
 IMAGENET = (224, 224, 3)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import jax
 import pytest
-
 from helpers import assert_same_checkpoints, tiny_args
-from scaling.runtime import distributed
+
 from scaling.cli import PREEMPTED_EXIT, main
 from scaling.errors import ConfigError
+from scaling.runtime import distributed
 from scaling.workdir.records import read_result
 from scaling.workdir.tracking import read_metrics
 
@@ -92,7 +92,8 @@ def _train_lines(workdir: Path) -> list[dict]:
 def _launch(args: list[str], workdir: Path, coordinator: str, env: dict[str, str]) -> list[subprocess.Popen]:
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "scaling.cli", "train", *args, "--workdir", str(workdir), "--coordinator", coordinator,
+            [sys.executable, "-m", "scaling.cli", "train", *args, "--workdir", str(workdir),
+             "--coordinator", coordinator,
              "--num-processes", "2", "--process-id", str(index)],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )

@@ -2,16 +2,19 @@
 
 import numpy as np
 import pytest
-
 from helpers import assert_same_checkpoints, tiny_config
+
 from scaling.errors import ConfigError
-from scaling.workdir.records import read_result
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.units import launch_units
-from scaling.workdir.tracking import read_metrics
 from scaling.train import train_and_evaluate, train_packed
+from scaling.workdir.records import read_result
+from scaling.workdir.tracking import read_metrics
 
-MEMBERS = [("seed=0", "data.train_examples=200", "optim.lr=0.1"), ("seed=1", "data.train_examples=400", "optim.lr=0.03")]
+MEMBERS = [
+    ("seed=0", "data.train_examples=200", "optim.lr=0.1"),
+    ("seed=1", "data.train_examples=400", "optim.lr=0.03"),
+]
 
 
 def _config(data_dir, settings):
@@ -49,7 +52,7 @@ def test_packed_members_match_their_solo_runs(digits_data_dir, tmp_path):
 
 
 def test_runs_of_different_shapes_or_lengths_are_not_packed(digits_data_dir, tmp_path):
-    with pytest.raises(ConfigError, match="model.width differs"):
+    with pytest.raises(ConfigError, match=r"model.width differs"):
         train_packed([_config(digits_data_dir, ()), _config(digits_data_dir, ("model.width=8",))],
                      [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(ConfigError, match="different lengths"):
@@ -59,7 +62,8 @@ def test_runs_of_different_shapes_or_lengths_are_not_packed(digits_data_dir, tmp
 
 def test_sweep_units_pack_only_compatible_points():
     def point(run_id, *overrides):
-        return SweepPoint("s", run_id, "configs/resnet.py:width=4,depth=10", ("train.epochs=None", "train.steps=5", *overrides))
+        return SweepPoint("s", run_id, "configs/resnet.py:width=4,depth=10",
+                          ("train.epochs=None", "train.steps=5", *overrides))
 
     points = [point("a", "seed=1"), point("b", "model.width=8"), point("c", "seed=2"), point("d", "optim.lr=0.1"),
               point("e", "seed=3")]

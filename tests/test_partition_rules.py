@@ -1,14 +1,15 @@
 """Tensor-parallel rules live with the model families: each matches only its own family's parameters, at their
 rank; sharding applies the rules it is given; ViT and ConvNeXt split over `tensor`, the others refuse it."""
 
+import functools
 import re
 
 import jax
 import pytest
 from flax import nnx
+from helpers import tiny_config
 from jax.sharding import PartitionSpec as P
 
-from helpers import tiny_config
 from scaling.errors import ConfigError
 from scaling.models import MODEL_NAMES, build_model, default_model_config, partition_rules
 from scaling.program.sharding import partition_spec, path_name
@@ -33,7 +34,8 @@ def param_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
     for name in MODEL_NAMES:
         cfg = default_model_config(name)
         cfg.update(SMALL[name])
-        model = nnx.eval_shape(lambda: build_model(cfg, image_shape=IMAGE_SHAPE, num_classes=10, rngs=nnx.Rngs(0)))
+        model = nnx.eval_shape(functools.partial(build_model, cfg, image_shape=IMAGE_SHAPE, num_classes=10,
+                                                 rngs=nnx.Rngs(0)))
         flat = jax.tree_util.tree_flatten_with_path(nnx.state(model, nnx.Param))[0]
         shapes[name] = {path_name(path): leaf.shape for path, leaf in flat}
     return shapes

@@ -4,20 +4,20 @@ accumulation, the dry run, the persistent compilation cache and divergence."""
 import jax
 import numpy as np
 import pytest
+from helpers import assert_same_checkpoints, final_checkpoint_leaves, tiny_args, tiny_config
 from jax.sharding import PartitionSpec as P
 
-from helpers import assert_same_checkpoints, final_checkpoint_leaves, tiny_args, tiny_config
 from scaling.cli import main
+from scaling.data import dataset_facts
 from scaling.errors import ConfigError
 from scaling.models import partition_rules, validate_model_config
+from scaling.plan import plan_run
 from scaling.program.build import initializer
 from scaling.program.optim import make_optimizer
 from scaling.program.sharding import make_mesh, state_shardings
-from scaling.data import dataset_facts
-from scaling.workdir.tracking import read_metrics
 from scaling.train import train_and_evaluate
-from scaling.plan import plan_run
 from scaling.workdir.records import read_result
+from scaling.workdir.tracking import read_metrics
 
 VIT = "configs/vit.py:width=16,depth=2,num_heads=2,patch_size=2"
 
@@ -38,7 +38,8 @@ def _layouts(config, digits_data_dir) -> dict[str, P]:
 
 
 def test_partition_rules_split_vit_heads_and_mlp_and_fsdp_the_largest_divisible_dimension(digits_data_dir):
-    config = tiny_config("vit", digits_data_dir, "mesh.data=1", "mesh.fsdp=4", "mesh.tensor=2", "mesh.fsdp_min_size=100")
+    config = tiny_config("vit", digits_data_dir, "mesh.data=1", "mesh.fsdp=4", "mesh.tensor=2",
+                         "mesh.fsdp_min_size=100")
     specs = _layouts(config, digits_data_dir)
 
     def spec(suffix: str, state: str = "['params']") -> P:
@@ -52,14 +53,15 @@ def test_partition_rules_split_vit_heads_and_mlp_and_fsdp_the_largest_divisible_
     assert spec("['head']['kernel'].value") == P("fsdp", None)  # [16, 10]: 10 does not divide by 4
     assert spec("[0]['mlp_in']['bias'].value") == P("tensor")  # 64 elements < fsdp_min_size: no fsdp
     assert spec("[0]['attn_norm']['scale'].value") == P(None)  # replicated
-    assert spec("[0]['attn']['query']['kernel'].value", "['opt_state'][0].mu") == P("fsdp", "tensor", None)  # adam follows
+    # adam follows
+    assert spec("[0]['attn']['query']['kernel'].value", "['opt_state'][0].mu") == P("fsdp", "tensor", None)
     assert spec(".count", "['opt_state']") == P()
 
 
 def test_tensor_axis_without_rules_and_indivisible_heads_are_config_errors(digits_data_dir):
     with pytest.raises(ConfigError, match="the model's family declares no tensor-parallel rules"):
         _layouts(tiny_config("resnet", digits_data_dir, "mesh.data=4", "mesh.tensor=2"), digits_data_dir)
-    with pytest.raises(ConfigError, match="mesh.tensor=4 does not divide"):
+    with pytest.raises(ConfigError, match=r"mesh.tensor=4 does not divide"):
         _layouts(tiny_config("vit", digits_data_dir, "mesh.data=2", "mesh.tensor=4"), digits_data_dir)
 
 
@@ -83,7 +85,8 @@ def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(family, meshes, d
 def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(digits_data_dir, tmp_path):
     common = ["train.steps=4", "train.log_every_steps=1", "optim.lr=3e-3"]
     for dtype in ("float32", "bfloat16"):
-        train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.compute_dtype={dtype}"), tmp_path / dtype)
+        train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.compute_dtype={dtype}"),
+                           tmp_path / dtype)
     low, full = _train_losses(tmp_path / "bfloat16"), _train_losses(tmp_path / "float32")
     np.testing.assert_allclose(low, full, rtol=2e-2)
     assert low != full  # bf16 really computed in lower precision
@@ -94,13 +97,14 @@ def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(digits_d
 def test_gradient_accumulation_matches_the_large_batch(digits_data_dir, tmp_path):
     common = ["train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1"]
     for parts in (1, 4):
-        train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.microbatches={parts}"), tmp_path / str(parts))
+        train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.microbatches={parts}"),
+                           tmp_path / str(parts))
     np.testing.assert_allclose(_train_losses(tmp_path / "4"), _train_losses(tmp_path / "1"), rtol=1e-5)
     assert_same_checkpoints(tmp_path / "4", tmp_path / "1", rtol=1e-3, atol=5e-5)
 
 
 def test_microbatches_that_do_not_split_the_batch_are_rejected(digits_data_dir, tmp_path):
-    with pytest.raises(ConfigError, match="train.microbatches=3"):
+    with pytest.raises(ConfigError, match=r"train.microbatches=3"):
         train_and_evaluate(tiny_config("vit", digits_data_dir, "train.steps=2", "train.microbatches=3"), tmp_path)
 
 

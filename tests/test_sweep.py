@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.table.contract import RESULT_COLUMNS
 from scaling.cli import main
 from scaling.sweep import chain, fixed, product, sweep, zipped
-from analysis.table.contract import RESULT_COLUMNS
 from scaling.sweep.spec import load_sweep
 from scaling.workdir.tracking import read_metrics
 
@@ -30,7 +30,9 @@ def test_grid_notation_expands_products_zips_and_chains():
         {"model.width": 4, "optim.lr": 0.1}, {"model.width": 4, "optim.lr": 0.01},
         {"model.width": 8, "optim.lr": 0.1}, {"model.width": 8, "optim.lr": 0.01},
     ]
-    assert grid[4:] == [{"model.width": 16, "model.depth": 10}, {"model.width": 32, "model.depth": 18}, {"train.steps": 5}]
+    assert grid[4:] == [
+        {"model.width": 16, "model.depth": 10}, {"model.width": 32, "model.depth": 18}, {"train.steps": 5},
+    ]
     with pytest.raises(ValueError, match="equal lengths"):
         zipped(sweep("a", [1, 2]), sweep("b", [1]))
     with pytest.raises(ValueError, match="swept twice"):
@@ -52,12 +54,14 @@ def get_grid():
 
 
 def test_run_ids_are_stable_and_follow_the_settings(tmp_path):
-    path = _write_sweep(tmp_path / "s.py", "/data", 'product(sweep("model.width", [4, 8]), sweep("data.train_examples", [100, 200]))')
+    path = _write_sweep(tmp_path / "s.py", "/data",
+                        'product(sweep("model.width", [4, 8]), sweep("data.train_examples", [100, 200]))')
     first, again = load_sweep(path), load_sweep(path)
     ids = [p.run_id for p in first.points]
     assert ids == [p.run_id for p in again.points] and len(set(ids)) == 4
     assert ids[0].startswith("width4-train_examples100-")
-    changed = _write_sweep(tmp_path / "t.py", "/other", 'product(sweep("model.width", [4, 8]), sweep("data.train_examples", [100, 200]))')
+    changed = _write_sweep(tmp_path / "t.py", "/other",
+                           'product(sweep("model.width", [4, 8]), sweep("data.train_examples", [100, 200]))')
     assert not set(ids) & {p.run_id for p in load_sweep(changed).points}
 
 

@@ -7,14 +7,14 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from helpers import tiny_args
-from scaling.workdir.records import read_result
-from scaling.sweep.state import COMPILATION_CACHE
+from slurm_cluster import slurm_cluster
+
 from scaling.sweep import slurm
 from scaling.sweep.slurm import UnitJob, run_slurm
 from scaling.sweep.spec import SweepPoint
-from slurm_cluster import slurm_cluster
+from scaling.sweep.state import COMPILATION_CACHE
+from scaling.workdir.records import read_result
 
 pytestmark = pytest.mark.slurm
 
@@ -83,7 +83,9 @@ def test_sweep_runs_as_one_array_resumes_after_preemption_and_is_not_resubmitted
     assert list((tmp_path / ".submitit").iterdir()) == [folder]
 
 
-def test_warning_signal_checkpoints_at_a_step_then_hands_over_to_submitits_requeue(digits_data_dir, tmp_path, monkeypatch):
+def test_warning_signal_checkpoints_at_a_step_then_hands_over_to_submitits_requeue(
+    digits_data_dir, tmp_path, monkeypatch
+):
     """USR2 only asks training to stop; submitit's handler (checkpoint, requeue, exit) runs once the runs are saved."""
     point = _point("warned", digits_data_dir, "train.steps=20")
     handed_over = []

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import assert_same_checkpoints, tiny_args, tiny_config
+
 from scaling.cli import PREEMPTED_EXIT, main
+from scaling.train import train_and_evaluate
 from scaling.workdir.records import read_result
 from scaling.workdir.tracking import read_metrics
-from scaling.train import train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,8 @@ def test_each_family_trains_and_its_loss_falls(family, digits_data_dir, tmp_path
 def test_data_parallel_step_matches_single_device(digits_data_dir, tmp_path):
     """Same global batch on 1 and 8 devices; sgd, because Adam magnifies float round-off in tiny gradients."""
     for devices in (1, 8):
-        config = tiny_config("resnet", digits_data_dir, "train.steps=4", "train.log_every_steps=1", f"mesh.data={devices}",
+        config = tiny_config("resnet", digits_data_dir, "train.steps=4", "train.log_every_steps=1",
+                             f"mesh.data={devices}",
                              "optim.name=sgd", "optim.lr=0.1")
         train_and_evaluate(config, tmp_path / str(devices))
     np.testing.assert_allclose(_train_losses(tmp_path / "8"), _train_losses(tmp_path / "1"), rtol=1e-5)
@@ -90,7 +91,9 @@ def test_killed_run_resumed_by_rerunning_matches_uninterrupted(digits_data_dir, 
     process.kill()
     process.wait()
     killed_at = max(_complete_steps(tmp_path))
-    assert kill_after <= killed_at < 300, f"kill came too late (latest checkpoint {killed_at}, aimed after {kill_after})"
+    assert kill_after <= killed_at < 300, (
+        f"kill came too late (latest checkpoint {killed_at}, aimed after {kill_after})"
+    )
     _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import DEFAULT_CONFIDENCE
-from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
 from analysis.frontier.allocation import Allocation, allocation, log_slopes
+from analysis.table.contract import require_columns
 from analysis.validate import positive_column
 
 METHOD = "envelope (Hoffmann approach 1)"

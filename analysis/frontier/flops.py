@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
 from analysis.frontier.allocation import log_slopes
+from analysis.table.contract import require_columns
 from analysis.validate import positive_column
 
 

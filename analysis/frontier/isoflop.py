@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import DEFAULT_CONFIDENCE
-from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
 from analysis.frontier.allocation import Allocation, allocation, log_slopes
 from analysis.frontier.flops import FlopsModel
 from analysis.points import final_rows
+from analysis.table.contract import require_columns
 from analysis.validate import positive_column
 
 METHOD = "IsoFLOP parabolas (Hoffmann approach 2)"
@@ -100,7 +100,7 @@ def _budget_groups(compute: np.ndarray, budgets: Sequence[float] | None, toleran
                 if np.any(close & (nearest == index))]
     order = np.argsort(log_c)
     breaks = np.flatnonzero(np.diff(log_c[order]) > width) + 1
-    return [rows for rows in np.split(order, breaks)]
+    return list(np.split(order, breaks))
 
 
 def _parabola(budget: float, params: np.ndarray, values: np.ndarray) -> Parabola:

@@ -18,9 +18,9 @@ FRONTIER_LAWS = ("saturating", "power")
 @guarded
 def run_history_plot(args: argparse.Namespace) -> int:
     """`history plot`: the three figures, with a sweep's runs and frontier overlaid if --runs is given."""
-    from analysis.history.table import load_history
     from analysis.history.fit import FitOptions, history_trends
     from analysis.history.plots import compute_figure, date_figure, ilsvrc_figure
+    from analysis.history.table import load_history
     from analysis.plots.style import paper_style, save
 
     _check_bootstrap(args.bootstrap)
@@ -43,8 +43,8 @@ def run_history_plot(args: argparse.Namespace) -> int:
 @guarded
 def run_history_fit(args: argparse.Namespace) -> int:
     """`history fit`: print the trends with their intervals; write them as JSON if --json is given."""
-    from analysis.history.table import HISTORY_TABLE, load_history
     from analysis.history.fit import ERDIL_BESIROGLU, FitOptions, format_trend, history_trends, trend_record
+    from analysis.history.table import HISTORY_TABLE, load_history
 
     _check_bootstrap(args.bootstrap)
     if not 0 < args.confidence < 1:
@@ -75,8 +75,8 @@ def run_history_fit(args: argparse.Namespace) -> int:
 def run_history_compare(args: argparse.Namespace) -> int:
     """`history compare`: reproduced against published for every run with a `reference`; --plot places them
     on the history's error-vs-compute axes."""
-    from analysis.history.table import load_history
     from analysis.history.runs import format_comparison, reference_runs
+    from analysis.history.table import load_history
 
     formats = figure_formats(args.formats)
     runs = reference_runs(args.runs)
@@ -102,11 +102,11 @@ def run_history_compare(args: argparse.Namespace) -> int:
 
 def _overlay(args: argparse.Namespace) -> tuple[Overlay, list[str]]:
     """The --runs table as an overlay with its fitted frontier, and warnings about what could not be fitted."""
-    from analysis.table.contract import parse_mapping, require_columns
     from analysis.history.plots import Overlay
     from analysis.laws import get_law
-    from analysis.table.load import load_results
     from analysis.request import FitRequest, fit_request
+    from analysis.table.contract import parse_mapping, require_columns
+    from analysis.table.load import load_results
     from analysis.validate import positive_column
 
     results = load_results(args.runs, parse_mapping(args.columns))

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from analysis.history.table import EXTRA_DATA, GROUP_LABELS, GROUPS, NOT_FITTED
 from analysis.history.fit import Trend
+from analysis.history.table import EXTRA_DATA, GROUP_LABELS, GROUPS, NOT_FITTED
 from analysis.plots.curves import draw_frontier
 from analysis.plots.labels import place_labels
 from analysis.plots.style import legend_below, power_of_ten

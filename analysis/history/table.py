@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.table.contract import require_columns
 from analysis.errors import AnalysisError
+from analysis.table.contract import require_columns
 
 HISTORY_TABLE = Path(__file__).with_name("data") / "imagenet_history.csv"
 KINDS = ("ilsvrc-winner", "ilsvrc-entry", "human", "model")

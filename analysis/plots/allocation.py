@@ -10,9 +10,10 @@ from analysis.study import Study
 
 EXTEND = 10.0  # power laws are drawn this factor beyond the optima (dashed)
 STYLES = {  # by the first word of the approach's name
-    "envelope": dict(marker=".", color="tab:gray", markersize=4),
-    "IsoFLOP": dict(marker="*", color="tab:blue", markersize=9, markeredgecolor="black", markeredgewidth=0.5),
-    "parametric": dict(marker="none", color="tab:red"),
+    "envelope": {"marker": ".", "color": "tab:gray", "markersize": 4},
+    "IsoFLOP": {"marker": "*", "color": "tab:blue", "markersize": 9,
+                "markeredgecolor": "black", "markeredgewidth": 0.5},
+    "parametric": {"marker": "none", "color": "tab:red"},
 }
 
 

@@ -9,8 +9,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from analysis.points import final_rows
 from analysis.plots.style import decimal_ticks, label, legend_below, new_figure, power_of_ten, size_norm
+from analysis.points import final_rows
 from analysis.request import FittedLaw
 from analysis.study import Study
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.table.contract import Status, rename_columns
 from analysis.errors import AnalysisError
+from analysis.table.contract import Status, rename_columns
 from analysis.table.workdirs import read_workdirs
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from scaling.schema import Field, config_from
 from scaling.models import default_model_config
+from scaling.schema import Field, config_from
 
 _FILL = "-1: the devices the other axes leave"
 

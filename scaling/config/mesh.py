@@ -23,7 +23,9 @@ def mesh_shape(mesh_config: ml_collections.ConfigDict) -> dict[str, int]:
         raise ConfigError(f"{named}: mesh axes must be positive, with at most one -1 (the devices the others leave)")
     if fill:
         if devices % fixed:
-            raise ConfigError(f"{named}: the {devices} devices do not divide by {fixed}; choose axes that divide {devices}")
+            raise ConfigError(
+                f"{named}: the {devices} devices do not divide by {fixed}; choose axes that divide {devices}"
+            )
         sizes[fill[0]] = devices // fixed
     if math.prod(sizes.values()) > devices:
         raise ConfigError(

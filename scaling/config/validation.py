@@ -9,11 +9,11 @@ import ml_collections
 
 from scaling.config.defaults import FIELDS
 from scaling.config.mesh import batch_shards
-from scaling.schema import check_fields
 from scaling.data import DatasetFacts
 from scaling.data.catalog import eval_split
 from scaling.errors import ConfigError
 from scaling.models import ModelSpec, validate_model_config
+from scaling.schema import check_fields
 
 DURATIONS = ("steps", "examples", "epochs", "flops")
 

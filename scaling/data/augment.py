@@ -40,7 +40,6 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 
-
 FILL = 128.0  # value geometric ops give pixels from outside the image
 CROP_ATTEMPTS = 10  # candidate inception-crop boxes per image
 
@@ -87,7 +86,9 @@ def _augment_one(key: jax.Array, image: jax.Array, augment: Augment, size: int) 
 # --------------------------------------------------------------------------- inception crop
 
 
-def _sample_crop_box(key: jax.Array, height: int, width: int, min_area: float) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+def _sample_crop_box(
+    key: jax.Array, height: int, width: int, min_area: float
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """(top, left, box height, box width) of a random crop, in (sub-)pixels."""
     area_key, ratio_key, top_key, left_key = jax.random.split(key, 4)
     area = jax.random.uniform(area_key, (CROP_ATTEMPTS,), minval=min_area, maxval=1.0) * height * width
@@ -107,7 +108,9 @@ def _resize_box(image: jax.Array, box: tuple[jax.Array | float, ...], size: int)
     top, left, box_height, box_width = box
     scale = jnp.stack([size / box_height, size / box_width]).astype(jnp.float32)
     translation = -jnp.stack([top, left]).astype(jnp.float32) * scale
-    return jax.image.scale_and_translate(image, (size, size, image.shape[2]), (0, 1), scale, translation, method="linear")
+    return jax.image.scale_and_translate(
+        image, (size, size, image.shape[2]), (0, 1), scale, translation, method="linear"
+    )
 
 
 # --------------------------------------------------------------------------- RandAugment
@@ -194,7 +197,7 @@ def _sharpness(image: jax.Array, level: float, sign: jax.Array) -> jax.Array:
     """PIL ImageEnhance.Sharpness: blend with a 3x3 smoothing (weights 1, centre 5) of the interior."""
     rows = image[:-2] + image[1:-1] + image[2:]
     smooth = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:] + 4 * image[1:-1, 1:-1]) / 13
-    border = jnp.pad(jnp.zeros(smooth.shape[:2] + (1,), bool), ((1, 1), (1, 1), (0, 0)), constant_values=True)
+    border = jnp.pad(jnp.zeros((*smooth.shape[:2], 1), bool), ((1, 1), (1, 1), (0, 0)), constant_values=True)
     degenerate = jnp.where(border, image, jnp.pad(smooth, ((1, 1), (1, 1), (0, 0))))
     return _blend(degenerate, image, _factor(level, sign))
 
@@ -209,7 +212,9 @@ def _posterize(image: jax.Array, level: float, sign: jax.Array) -> jax.Array:
     return image if step == 1 else jnp.floor(image / step) * step
 
 
-def _affine(matrix: list[list[jax.Array | float]], offset: tuple[jax.Array | float, jax.Array | float] = (0.0, 0.0)) -> jax.Array:
+def _affine(
+    matrix: list[list[jax.Array | float]], offset: tuple[jax.Array | float, jax.Array | float] = (0.0, 0.0)
+) -> jax.Array:
     """[2, 3]: source (row, col) = matrix @ (output - centre) + centre + offset."""
     return jnp.concatenate([jnp.array(matrix, jnp.float32), jnp.array(offset, jnp.float32)[:, None]], axis=1)
 
@@ -242,7 +247,10 @@ def _warp(image: jax.Array, affine: jax.Array) -> jax.Array:
     centre = jnp.array([(height - 1) / 2, (width - 1) / 2], jnp.float32)[:, None, None]
     grid = jnp.stack(jnp.meshgrid(jnp.arange(height), jnp.arange(width), indexing="ij")).astype(jnp.float32)
     source = jnp.einsum("ij,jhw->ihw", affine[:, :2], grid - centre) + centre + affine[:, 2, None, None]
-    sample = lambda channel: map_coordinates(channel, list(source), order=1, mode="constant", cval=FILL)
+
+    def sample(channel: jax.Array) -> jax.Array:
+        return map_coordinates(channel, list(source), order=1, mode="constant", cval=FILL)
+
     return jax.vmap(sample, in_axes=-1, out_axes=-1)(image)
 
 
@@ -272,7 +280,9 @@ OPS: tuple[str, ...] = (*_PIXEL_OPS, *_GEOMETRIC_OPS)  # RandAugment op names; `
 # --------------------------------------------------------------------------- mixup
 
 
-def mixup(key: jax.Array, images: jax.Array, labels: jax.Array, num_classes: int, alpha: float) -> tuple[jax.Array, jax.Array]:
+def mixup(
+    key: jax.Array, images: jax.Array, labels: jax.Array, num_classes: int, alpha: float
+) -> tuple[jax.Array, jax.Array]:
     """float images [B,...], int labels [B] -> mixed images and soft labels [B, num_classes] (one-hot when alpha == 0).
 
     Example i is mixed with example B-1-i (so with an odd B the middle one with itself); alpha is static.

@@ -71,7 +71,8 @@ def split_labels(builder: tfds.core.DatasetBuilder, split: str, root: Path) -> n
 
 
 def cache_directory(
-    builder: tfds.core.DatasetBuilder, split: str, order: np.ndarray, resolution: int | None, crop_fraction: float, root: Path
+    builder: tfds.core.DatasetBuilder, split: str, order: np.ndarray, resolution: int | None,
+    crop_fraction: float, root: Path
 ) -> Path:
     """Where the cache of `split` in `order` at this resolution and crop lives."""
     digest = hashlib.sha1(np.ascontiguousarray(order, dtype=np.int64).tobytes()).hexdigest()[:12]

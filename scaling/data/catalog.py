@@ -31,9 +31,13 @@ class Entry:
 
 CATALOG: dict[str, Entry] = {
     "digits": Entry("test", note="embedded: scikit-learn's 1,797 8x8 digits, built offline"),
-    "imagenet2012": Entry("validation", IMAGENET_TARS, "ILSVRC-2012: 1,281,167 train, 50,000 validation, 1,000 classes"),
+    "imagenet2012": Entry(
+        "validation", IMAGENET_TARS, "ILSVRC-2012: 1,281,167 train, 50,000 validation, 1,000 classes"
+    ),
     "imagenet2012_subset": Entry("validation", IMAGENET_TARS, "1% or 10% of ImageNet train (configs 1pct, 10pct)"),
-    "imagenet_resized": Entry("validation", (), "ImageNet downsampled to 8, 16, 32 or 64 pixels (Chrabaszcz et al. 2017)"),
+    "imagenet_resized": Entry(
+        "validation", (), "ImageNet downsampled to 8, 16, 32 or 64 pixels (Chrabaszcz et al. 2017)"
+    ),
     "imagenette": Entry("validation", (), "10 easy ImageNet classes (fast.ai)"),
     "imagenet_v2": Entry("test", (), "ImageNetV2 (Recht et al. 2019): a new 10,000-image test set, evaluation only"),
     "imagenet2012_real": Entry(

@@ -8,6 +8,8 @@ through exactly the tfds code path ImageNet takes.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -56,7 +58,7 @@ class Digits(tfds.core.GeneratorBasedBuilder):
     """scikit-learn's 1,797 8x8 handwritten digits, prepared offline."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release: stratified 80/20 train/test, seed 0."}
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Initial release: stratified 80/20 train/test, seed 0."}
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -72,7 +74,7 @@ class Digits(tfds.core.GeneratorBasedBuilder):
             citation=_CITATION,
         )
 
-    def _split_generators(self, dl_manager):  # noqa: ARG002 - nothing to download
+    def _split_generators(self, dl_manager):
         arrays = digits_arrays()
         return {name: self._generate_examples(*arrays[name]) for name in ("train", "test")}
 

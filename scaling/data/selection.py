@@ -67,7 +67,9 @@ def chosen_classes(num_classes: int, classes: int | None) -> np.ndarray:
     if classes is None:
         return np.arange(num_classes, dtype=np.int64)
     if not 1 <= classes <= num_classes:
-        raise ConfigError(f"data.classes={classes} but the dataset has {num_classes} classes; choose 1..{num_classes} or None")
+        raise ConfigError(
+            f"data.classes={classes} but the dataset has {num_classes} classes; choose 1..{num_classes} or None"
+        )
     return np.random.default_rng(_CLASS_ORDER_SEED).permutation(num_classes)[:classes].astype(np.int64)
 
 

@@ -50,7 +50,7 @@ class DatasetFacts:
 def _default_file_format() -> str:
     try:
         import array_record.python.array_record_module  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means: fall back
+    except Exception:
         return "tfrecord"
     return "array_record"
 

@@ -4,8 +4,8 @@ from scaling.models.counting import Counts
 from scaling.models.layers import PartitionRules
 from scaling.models.registry import (
     MODEL_NAMES,
-    ModelSpec,
     VARIANT_NAMES,
+    ModelSpec,
     build_model,
     count_params,
     default_model_config,
@@ -19,9 +19,9 @@ from scaling.models.sizing import shape_for
 
 __all__ = [
     "MODEL_NAMES",
-    "ModelSpec",
     "VARIANT_NAMES",
     "Counts",
+    "ModelSpec",
     "PartitionRules",
     "build_model",
     "count_params",

@@ -18,7 +18,14 @@ from flax import nnx
 from scaling.errors import ConfigError
 from scaling.models.counting import Counts, Tally
 from scaling.models.layers import (
-    CONV_INIT, PartitionRules, adaptive_avg_pool, ceil_max_pool, ceil_pool_size, conv_size, dense_stack, flatten,
+    CONV_INIT,
+    PartitionRules,
+    adaptive_avg_pool,
+    ceil_max_pool,
+    ceil_pool_size,
+    conv_size,
+    dense_stack,
+    flatten,
     scaled,
 )
 

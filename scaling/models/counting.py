@@ -16,6 +16,7 @@ and 1.006 ConvNeXt-T.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from scaling.models.layers import conv_size
 
@@ -66,7 +67,7 @@ class Tally:
 
     def classifier(self, sizes: list[int]) -> None:
         """Add dense layers from sizes[0] through sizes[-1], the last of them the head."""
-        for d_in, d_out in zip(sizes[:-2], sizes[1:-1]):
+        for d_in, d_out in itertools.pairwise(sizes):
             self.dense(d_in, d_out)
         self.head(sizes[-2], sizes[-1])
 

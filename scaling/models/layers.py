@@ -1,6 +1,7 @@
 """Layers and size rules shared by the convolutional families: initialisers, BatchNorm, pooling; and the
 type of every family's PARTITION_RULES."""
 
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -69,7 +70,7 @@ def flatten(x: jax.Array) -> jax.Array:
 def dense_stack(sizes: Sequence[int], dropout: float, rngs: nnx.Rngs, dtype: jnp.dtype | None) -> nnx.Sequential:
     """The AlexNet/VGG classifier: (dropout, Linear, ReLU) per hidden layer, then the Linear head."""
     layers: list = []
-    for index, (size_in, size_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for index, (size_in, size_out) in enumerate(itertools.pairwise(sizes)):
         is_head = index == len(sizes) - 2
         if not is_head:
             layers += [nnx.Dropout(dropout, rngs=rngs)]

@@ -2,8 +2,10 @@
 
 Each family module declares DEFAULTS (knob -> default), KINDS (knob -> its rule in the config schema,
 `scaling.schema`: "int", "float", "fraction", "bool", "ints", optionally suffixed "|None", or a
-tuple of allowed strings), VARIANTS (named architectures: variant name -> knobs) and
-check/build/describe/count functions; `check` holds the checks across knobs and the image shape.
+tuple of allowed strings), VARIANTS (named architectures: variant name -> knobs), PARTITION_RULES (its
+tensor-parallel rules on its own parameter paths, or none) and check/build/describe/count functions;
+`check` holds the checks across knobs and the image shape. A model config is checked once
+(`validate_model_config`, which returns a `ModelSpec`); what builds, describes and counts it uses the spec.
 """
 
 import dataclasses
@@ -18,11 +20,11 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from scaling.schema import check_value, default_value, is_valid
 from scaling.errors import ConfigError
 from scaling.models import alexnet, bit, convnext, resnet, vgg, vit
 from scaling.models.counting import Counts
 from scaling.models.layers import PartitionRules
+from scaling.schema import check_value, default_value, is_valid
 
 _FAMILIES: dict[str, ModuleType] = {
     "resnet": resnet, "vit": vit, "bit": bit, "alexnet": alexnet, "vgg": vgg, "convnext": convnext,

@@ -14,13 +14,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from scaling.program import sharding
 from scaling.data.pipeline import device_augment
 from scaling.models import ModelSpec, partition_rules
-from scaling.program.optim import make_optimizer
+from scaling.program import sharding
 from scaling.program.evaluation import EvalStep, make_eval_step
+from scaling.program.optim import make_optimizer
 from scaling.program.steps import TrainState, make_loss_fn, make_train_step, split_model
-
 
 
 @dataclasses.dataclass
@@ -33,7 +32,8 @@ class Program:
     shardings: Any  # of one run's train state
     abstract_state: Any  # one run's train state as ShapeDtypeStructs carrying their shardings
     initial_state: Callable[[np.int32], TrainState]  # seed -> one run's state, created in place on the mesh
-    train_step: Callable  # (packed state, StepInputs) -> (state, metrics); jitted, vmapped over the pack, donates the state
+    # (packed state, StepInputs) -> (state, metrics); jitted, vmapped over the pack, donates the state
+    train_step: Callable
     eval_step: EvalStep  # (params, rest, images, targets, mask, norm) -> sums; jitted, vmapped over the pack
     member_state: Callable  # (packed state, index) -> one run's state
     stack: Callable  # one run's states -> the packed state

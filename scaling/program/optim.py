@@ -27,7 +27,9 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> 
     elif optim.schedule == "constant":
         after = optax.constant_schedule(peak)
     elif optim.schedule == "step":
-        boundaries = {max(1, round(fraction * num_steps) - warmup): optim.step_factor for fraction in optim.step_boundaries}
+        boundaries = {
+            max(1, round(fraction * num_steps) - warmup): optim.step_factor for fraction in optim.step_boundaries
+        }
         after = optax.piecewise_constant_schedule(peak, boundaries)
     else:  # wsd
         cooldown = max(1, min(round(optim.cooldown_fraction * num_steps), rest))

@@ -9,7 +9,8 @@ from scaling.errors import ConfigError
 
 # Keys that may differ between the members of a pack; everything else must be equal.
 PACKABLE_KEYS = frozenset({
-    "seed", "data.seed", "data.train_examples", "data.examples_per_class", "optim.lr", "optim.schedule", "optim.warmup_fraction",
+    "seed", "data.seed", "data.train_examples", "data.examples_per_class", "optim.lr", "optim.schedule",
+    "optim.warmup_fraction",
     "optim.cooldown_fraction", "train.steps", "train.examples", "train.epochs", "train.flops",
     "train.branch_from", "train.branch_fraction", "wandb.group", "wandb.mode", "wandb.project",
 })

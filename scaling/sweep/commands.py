@@ -99,7 +99,9 @@ def _status(args: argparse.Namespace) -> int:
     for run_id, result in sorted(results.items()):
         status = result["status"] if result else "pending"
         error = (result or {}).get("final_eval") or {}
-        detail = f"top-1 error {error['top1_error']:.4f}" if "top1_error" in error else (result or {}).get("error") or ""
+        detail = (
+            f"top-1 error {error['top1_error']:.4f}" if "top1_error" in error else (result or {}).get("error") or ""
+        )
         print(f"  {status:<10} {run_id:<48} {detail.splitlines()[0] if detail else ''}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -9,12 +10,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scaling.workdir.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished
 from scaling.sweep.units import launch_units
 from scaling.sweep.worker import encode_points
+from scaling.workdir.records import read_result
 
 LOG_FILE = "train.log"
 
@@ -54,7 +55,9 @@ def run_local(
             del running[slot]
             free_slots.append(slot)
             for point in unit:
-                status = record_unfinished(root, point, lambda: _log_error(root / unit[0].run_id, process.returncode))
+                status = record_unfinished(
+                    root, point, functools.partial(_log_error, root / unit[0].run_id, process.returncode)
+                )
                 statuses[point.run_id] = status
                 progress.finished(point.run_id, status, time.monotonic() - started, read_result(root / point.run_id))
                 if on_finish:

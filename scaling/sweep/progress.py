@@ -17,7 +17,10 @@ class SweepProgress:
         self.total, self.done, self.failed, self.running = total, already_done, 0, 0
         self.start = time.monotonic()
         self.finished_here = 0
-        print(f"sweep: {total} runs, {already_done} already done, {total - already_done} to run", file=sys.stderr, flush=True)
+        print(
+            f"sweep: {total} runs, {already_done} already done, {total - already_done} to run",
+            file=sys.stderr, flush=True,
+        )
 
     def started(self, run_id: str) -> None:
         """Note that a run started."""

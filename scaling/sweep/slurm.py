@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import signal
@@ -18,12 +19,12 @@ import submitit
 import scaling
 from analysis.table.contract import Status
 from scaling.runtime.preemption import request_stop
-from scaling.workdir.records import read_result
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished
 from scaling.sweep.units import Unit, launch_units
 from scaling.sweep.worker import train_unit
+from scaling.workdir.records import read_result
 
 POLL_SECONDS = 2.0
 UNINHERITED = ("XLA_FLAGS",)  # settings of the submitting shell that jobs must not pick up
@@ -127,7 +128,7 @@ def _wait(
                     continue
                 seconds = time.monotonic() - started[unit[0].run_id]
                 for point in unit:
-                    status = statuses[point.run_id] = record_unfinished(root, point, lambda: _job_error(job))
+                    status = statuses[point.run_id] = record_unfinished(root, point, functools.partial(_job_error, job))
                     progress.finished(point.run_id, status, seconds, read_result(root / point.run_id))
                     if on_finish:
                         on_finish(point, status)

@@ -11,8 +11,8 @@ from typing import Any
 import ml_collections
 
 from scaling.config.loading import import_file, load_config
-from scaling.schema import check_value
 from scaling.errors import ConfigError
+from scaling.schema import check_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +104,9 @@ def _point(
     sweep: str, config: str, shared: dict[str, Any], swept: dict[str, Any], after: str | None = None
 ) -> SweepPoint:
     overrides = {**shared, **swept}
-    texts = tuple(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}" for key, value in overrides.items())
+    texts = tuple(
+        f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}" for key, value in overrides.items()
+    )
     if after is None:
         identifier = run_id(config, shared, swept)
     else:  # a cooldown branch: named after its trunk and its branch point

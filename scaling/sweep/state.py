@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from analysis.table.contract import FINAL_STATUSES, Status
-from scaling.workdir.records import RunResult, read_result, write_result
 from scaling.sweep.spec import SweepPoint
+from scaling.workdir.records import RunResult, read_result, write_result
 
 COMPILATION_CACHE = ".jax_cache"  # runs that differ only in data size or schedule share compiled steps
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from analysis.table.contract import Status
-from scaling.workdir.records import read_result
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import is_done
+from scaling.workdir.records import read_result
 
 
 def train_unit(points: list[SweepPoint], root: str | Path, wandb: str | None = None) -> dict[str, str]:

@@ -36,7 +36,8 @@ def reference_pipeline(config: ml_collections.ConfigDict, size: int) -> Iterator
             lambda: ((source[i][image_key], source[i][label_key]) for i in range(len(source))),
             output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.int64)))
     else:
-        records = builder.as_dataset(split=data.train_split, decoders=skip).map(lambda ex: (ex[image_key], ex[label_key]))
+        records = builder.as_dataset(split=data.train_split, decoders=skip).map(
+            lambda ex: (ex[image_key], ex[label_key]))
     channels = builder.info.features[image_key].shape[-1] or 3
 
     def decode_crop(encoded, label):
@@ -53,7 +54,9 @@ def reference_pipeline(config: ml_collections.ConfigDict, size: int) -> Iterator
     return dataset.as_numpy_iterator()
 
 
-def bench_data(config: ml_collections.ConfigDict, steps: int, model_rate: Callable[[], float]) -> list[tuple[str, float]]:
+def bench_data(
+    config: ml_collections.ConfigDict, steps: int, model_rate: Callable[[], float]
+) -> list[tuple[str, float]]:
     """(path, images/s) for the cache, the streaming path, the model's consumption and the tf.data reference."""
     from scaling.plan import plan_run
 
@@ -69,7 +72,8 @@ def bench_data(config: ml_collections.ConfigDict, steps: int, model_rate: Callab
             stream_config.data.pipeline, stream_config.data.augment.inception_crop = "stream", True
         stream = open_run_data(stream_config, builder, plan.facts, plan.selection)
         rows.append(("stream (decode + inception crop)", images_per_second(stream.train.iterate(0), batch, steps)))
-    rows.append(("tf.data reference (decode, crop)", images_per_second(reference_pipeline(config, plan.facts.image_shape[0]), batch, steps)))
+    rows.append(("tf.data reference (decode, crop)",
+                 images_per_second(reference_pipeline(config, plan.facts.image_shape[0]), batch, steps)))
     rows.append(("model train step consumes", model_rate()))
     return rows
 

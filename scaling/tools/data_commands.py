@@ -84,8 +84,10 @@ def _describe(args: argparse.Namespace) -> int:
     rows = rows_filled(cache)
     lines = [
         ("dataset", f"{builder.info.full_name} in {data.data_dir or 'the tfds default data_dir'}"),
-        ("classes", f"{selection.num_classes} of {total_classes}" + (" (first K of the fixed class order)" if data.classes else "")),
-        ("training pool", f"{len(selection.train_order):,} examples of split {data.train_split!r} in the chosen classes"),
+        ("classes", f"{selection.num_classes} of {total_classes}"
+                    + (" (first K of the fixed class order)" if data.classes else "")),
+        ("training pool", f"{len(selection.train_order):,} examples of split {data.train_split!r}"
+                          " in the chosen classes"),
         ("training subset", f"{selection.train_examples:,} examples (a prefix of the nested class-balanced order)"),
         ("minival", f"{len(selection.minival):,} examples held out of {data.train_split!r}"
                     f" ({data.minival_per_class} per class)"),

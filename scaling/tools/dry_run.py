@@ -8,16 +8,15 @@ import re
 from collections import defaultdict
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from scaling.program import sharding
+from scaling.config.validation import validate_compute, validate_config
 from scaling.data.source import declared_facts
 from scaling.models import describe_model
+from scaling.program import sharding
 from scaling.program.build import build_program
 from scaling.program.steps import StepInputs
-from scaling.config.validation import validate_compute, validate_config
 
 
 def dry_run(config: ml_collections.ConfigDict) -> str:
@@ -58,7 +57,10 @@ def dry_run(config: ml_collections.ConfigDict) -> str:
         f"{_mib(memory.argument_size_in_bytes)} arguments, {_mib(memory.output_size_in_bytes)} outputs, "
         f"{_mib(memory.temp_size_in_bytes)} temporaries, {_mib(memory.alias_size_in_bytes)} donated, "
         f"{_mib(memory.generated_code_size_in_bytes)} code; peak about "
-        f"{_mib(memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes - memory.alias_size_in_bytes)}",
+        + _mib(
+            memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+            - memory.alias_size_in_bytes
+        ),
         "parameter layout (optimizer state follows its parameter; PartitionSpec over the mesh axes):",
     ]
     lines += _parameter_groups(params)
@@ -76,7 +78,8 @@ def _mib(size: float) -> str:
 def _state_bytes_per_device(abstract_state) -> int:
     """Bytes of the train state held by one device under its shardings."""
     return sum(
-        int(np.prod(leaf.sharding.shard_shape(leaf.shape))) * leaf.dtype.itemsize for leaf in jax.tree.leaves(abstract_state)
+        int(np.prod(leaf.sharding.shard_shape(leaf.shape))) * leaf.dtype.itemsize
+        for leaf in jax.tree.leaves(abstract_state)
     )
 
 
@@ -91,6 +94,6 @@ def _parameter_groups(params) -> list[str]:
     for (name, spec), leaves in sorted(groups.items()):
         size = sum(int(np.prod(leaf.shape)) for leaf in leaves)
         shard = leaves[0].sharding.shard_shape(leaves[0].shape)
-        lines.append(f"  {name:<{width}}  x{len(leaves):<3} {size:>12,} params  {str(leaves[0].shape):<18} "
-                     f"-> {str(shard):<18} {spec}")
+        lines.append(f"  {name:<{width}}  x{len(leaves):<3} {size:>12,} params  {leaves[0].shape!s:<18} "
+                     f"-> {shard!s:<18} {spec}")
     return lines

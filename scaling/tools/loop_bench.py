@@ -11,6 +11,7 @@ every log are in. The machine's load drifts, so the medians over the rounds are 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def _loop_windows(config: ml_collections.ConfigDict, workdir: Path, batch: int) 
         raise RuntimeError(f"the benchmarked run ended {outcome.status}: {outcome.error}")
     windows = [line for line in read_metrics(workdir) if line["kind"] == "train"]
     seconds = sum((line["step"] - before["step"]) * batch / line["examples_per_second"]
-                  for before, line in zip(windows, windows[1:]))
+                  for before, line in itertools.pairwise(windows))
     return windows[-1]["step"] - windows[0]["step"], seconds, outcome.num_devices
 
 

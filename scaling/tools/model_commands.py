@@ -71,8 +71,8 @@ def _list(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     from flax import nnx
 
-    from scaling.program.flops import train_flops_per_example
     from scaling.models.registry import build_model, default_model_config, describe_model, model_counts, variant_config
+    from scaling.program.flops import train_flops_per_example
 
     cfg = default_model_config(args.name) if args.name in MODEL_NAMES else variant_config(args.name)
     image_shape = (args.resolution, args.resolution, 3)

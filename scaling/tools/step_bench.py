@@ -10,8 +10,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from scaling.program import sharding
 from scaling.plan import plan_run
+from scaling.program import sharding
 from scaling.program.build import build_program
 from scaling.program.steps import StepInputs
 

@@ -11,7 +11,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
 from analysis.table.contract import Status
 from scaling.config.loading import to_json_dict

@@ -56,7 +56,8 @@ def check_config(workdir: Path, config: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
         if _identity(old) != _identity(config):
             raise ConfigError(
-                f"{workdir} holds a run with a different config ({_first_difference(_identity(old), _identity(config))}); "
+                f"{workdir} holds a run with a different config "
+                f"({_first_difference(_identity(old), _identity(config))}); "
                 "use a new --workdir, or the same config to resume it"
             )
 
