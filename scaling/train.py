@@ -93,7 +93,7 @@ def _loop(pack: Pack, preemption: PreemptionWatch) -> int:
     stopped at. The batch of step s is a pure function of (data.seed, s), so resuming is exact."""
     settings, num_steps = pack.runs[0].config.train, pack.num_steps
     step = pack.start_step
-    inputs = pack.inputs(step)
+    inputs = pack.first_inputs
     window = MetricWindow(step)
     while step < num_steps and pack.running():
         pack.state, metrics = pack.compiled_step(pack.state, inputs)
@@ -153,6 +153,7 @@ class Pack:
     state: TrainState
     start_step: int
     compiled_step: Any = None
+    first_inputs: StepInputs | None = None  # of the start step: compiled on, then trained on
     peak: float | None = None  # one device's peak FLOP/s in the compute dtype, None if unknown
     progress: ProgressLine | None = None
 
@@ -174,7 +175,8 @@ class Pack:
             peak=_peak_flops(program.mesh, lead.config.train.compute_dtype),
             progress=ProgressLine(lead.plan.num_steps, start_step, silent=not writes_records()),
         )
-        pack.compiled_step = program.train_step.lower(pack.state, pack.inputs(start_step)).compile()
+        pack.first_inputs = pack.inputs(start_step)
+        pack.compiled_step = program.train_step.lower(pack.state, pack.first_inputs).compile()
         for run in runs:
             run.result.device_kind, run.result.num_devices = jax.devices()[0].device_kind, program.mesh.devices.size
             run.result.step = start_step

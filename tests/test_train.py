@@ -8,11 +8,16 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from helpers import assert_same_checkpoints, tiny_args, tiny_config
 
 from scaling.cli import PREEMPTED_EXIT, main
+from scaling.data.pipeline import open_run_data
+from scaling.plan import plan_run
+from scaling.program.build import build_program
+from scaling.program.steps import make_loss_fn, normalization
 from scaling.train import train_and_evaluate
 from scaling.workdir.records import read_result
 from scaling.workdir.tracking import read_metrics
@@ -120,3 +125,19 @@ def test_sigterm_checkpoints_and_records_preempted_and_an_unreadable_checkpoint_
     assert read_result(tmp_path)["status"] == "completed"
     assert (tmp_path / "checkpoints" / f"{newest}.unreadable").is_dir()
     assert f"checkpoint step {newest}" in capsys.readouterr().err
+
+
+def test_step_one_trains_on_the_first_batch_of_the_data_order(digits_data_dir, tmp_path):
+    """The batch the step is compiled on is the batch step 1 trains on: its logged loss is the initial model's
+    loss on batch 0 of the run's order, computed here apart from the loop."""
+    config = tiny_config("resnet", digits_data_dir, "train.steps=2", "train.log_every_steps=1", "optim.name=sgd")
+    train_and_evaluate(config, tmp_path)
+    plan = plan_run(config)
+    data = open_run_data(config, plan.builder, plan.facts, plan.selection)
+    images, labels = next(data.train.iterate(0))
+    program = build_program(config, plan.model)
+    state = program.initial_state(np.int32(config.seed))
+    targets = jax.nn.one_hot(labels, plan.facts.num_classes)
+    loss, _ = make_loss_fn(program.train_graph)(state["params"], state["rest"], images, targets,
+                                                normalization(data.norm_sample))
+    assert _train_losses(tmp_path)[0] == pytest.approx(float(loss), rel=1e-4)
