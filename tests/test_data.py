@@ -5,19 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.data import (
-    EMBEDDED_DATASETS,
-    DatasetFacts,
-    batch_indices,
-    class_balanced_order,
-    dataset_facts,
-    open_builder,
-    prepare_embedded,
-    read_labels,
-)
+from scaling.data import DatasetFacts, dataset_facts, open_builder
+from scaling.data.batches import batch_indices
 from scaling.data.cache import cached_images
 from scaling.data.selection import select
-from scaling.data.source import decoded_images
+from scaling.data.source import EMBEDDED_DATASETS, decoded_images, prepare_embedded, read_labels
+from scaling.data.subsets import class_balanced_order
 from scaling.errors import ConfigError, DataError
 
 TRAIN_SIZE = 1437

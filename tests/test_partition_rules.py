@@ -1,7 +1,6 @@
 """Tensor-parallel rules live with the model families: each matches only its own family's parameters, at their
 rank; sharding applies the rules it is given; ViT and ConvNeXt split over `tensor`, the others refuse it."""
 
-import functools
 import re
 
 import jax
@@ -27,6 +26,11 @@ SMALL = {
 TENSOR_2 = {"data": 4, "fsdp": 1, "tensor": 2}
 
 
+def _abstract_model(cfg) -> nnx.Module:
+    """The model of `cfg` on IMAGE_SHAPE images, shapes only."""
+    return nnx.eval_shape(lambda: build_model(cfg, image_shape=IMAGE_SHAPE, num_classes=10, rngs=nnx.Rngs(0)))
+
+
 @pytest.fixture(scope="module")
 def param_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
     """The shape of every parameter of a small model of each family, by its path."""
@@ -34,9 +38,7 @@ def param_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
     for name in MODEL_NAMES:
         cfg = default_model_config(name)
         cfg.update(SMALL[name])
-        model = nnx.eval_shape(functools.partial(build_model, cfg, image_shape=IMAGE_SHAPE, num_classes=10,
-                                                 rngs=nnx.Rngs(0)))
-        flat = jax.tree_util.tree_flatten_with_path(nnx.state(model, nnx.Param))[0]
+        flat = jax.tree_util.tree_flatten_with_path(nnx.state(_abstract_model(cfg), nnx.Param))[0]
         shapes[name] = {path_name(path): leaf.shape for path, leaf in flat}
     return shapes
 

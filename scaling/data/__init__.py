@@ -1,25 +1,8 @@
-"""Data: tfds datasets (embedded `digits`, ImageNet, ...), nested subsets, batch order."""
+"""Data: tfds datasets (the embedded `digits`, ImageNet, any tfds image-classification set) and what a run
+reads of them: class subsets, nested class-balanced training subsets, the uint8 cache or streaming, batch
+order and augmentation. Each module is imported by its own path; the package names only the facts of a
+dataset that the rest of the suite asks for."""
 
-from scaling.data.batches import batch_indices
-from scaling.data.digits import Digits
-from scaling.data.source import (
-    EMBEDDED_DATASETS,
-    DatasetFacts,
-    dataset_facts,
-    open_builder,
-    prepare_embedded,
-    read_labels,
-)
-from scaling.data.subsets import class_balanced_order
+from scaling.data.source import DatasetFacts, dataset_facts, open_builder
 
-__all__ = [
-    "EMBEDDED_DATASETS",
-    "DatasetFacts",
-    "Digits",
-    "batch_indices",
-    "class_balanced_order",
-    "dataset_facts",
-    "open_builder",
-    "prepare_embedded",
-    "read_labels",
-]
+__all__ = ["DatasetFacts", "dataset_facts", "open_builder"]

@@ -67,7 +67,7 @@ class Tally:
 
     def classifier(self, sizes: list[int]) -> None:
         """Add dense layers from sizes[0] through sizes[-1], the last of them the head."""
-        for d_in, d_out in itertools.pairwise(sizes):
+        for d_in, d_out in itertools.pairwise(sizes[:-1]):
             self.dense(d_in, d_out)
         self.head(sizes[-2], sizes[-1])
 
