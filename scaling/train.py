@@ -59,8 +59,9 @@ def train_packed(configs: list[ml_collections.ConfigDict], workdirs: list[str | 
     (seeds, learning rates and subset sizes may differ; see scaling.program.packing).
     """
     started = time.monotonic()
+    workdirs = [Path(workdir) for workdir in workdirs]
     plans, results = [], []
-    for config, workdir in zip(configs, map(Path, workdirs), strict=True):
+    for config, workdir in zip(configs, workdirs, strict=True):
         workdir.mkdir(parents=True, exist_ok=True)
         results.append(RunResult(status=Status.RUNNING, family=config.model.name, pack_size=len(configs)))
         try:
@@ -70,19 +71,19 @@ def train_packed(configs: list[ml_collections.ConfigDict], workdirs: list[str | 
                 record_failure(workdir, results[-1], started, error)
             raise
     check_packable(configs, [(plan.num_steps, plan.branch_step) for plan in plans])
-    for config, workdir in zip(configs, map(Path, workdirs)):  # every process checks: all stop on a different config
+    for config, workdir in zip(configs, workdirs):  # every process checks: all stop on a different config
         (write_config if writes_records() else check_config)(workdir, to_json_dict(config))
     try:
         with persistent_compilation_cache(configs[0].train.compilation_cache_dir) as cache_counts, \
                 PreemptionWatch() as preemption:
-            runs = [RunRecorder(*member) for member in zip(configs, map(Path, workdirs), plans, results)]
+            runs = [RunRecorder(*member) for member in zip(configs, workdirs, plans, results)]
             pack = Pack.open(runs)
             step = _loop(pack, preemption)
             pack.complete(step)
             for run in runs:
                 run.finish(started, cache_counts())
     except BaseException as error:
-        for workdir, result in zip(map(Path, workdirs), results):
+        for workdir, result in zip(workdirs, results):
             record_failure(workdir, result, started, error)
         raise
     return results
@@ -150,6 +151,8 @@ class Pack:
     eval_sets: dict[str, EvalSet]
     streams: list[Iterator[tuple[np.ndarray, np.ndarray]]]
     norms: Norm  # stacked over the members, on the devices
+    rates: np.ndarray  # [members, steps]: each member's learning rate of every step
+    seeds: np.ndarray  # [members]: each member's data seed
     state: TrainState
     start_step: int
     compiled_step: Any = None
@@ -171,6 +174,8 @@ class Pack:
             streams=[member.train.iterate(start_step) for member in data],
             norms=jax.device_put(jax.tree.map(lambda *leaves: np.stack(leaves), *norms),
                                  sharding.replicated(program.mesh)),
+            rates=np.stack([run.plan.learning_rates for run in runs]),
+            seeds=np.array([run.config.data.seed for run in runs], np.int32),
             state=program.stack(*states), start_step=start_step,
             peak=_peak_flops(program.mesh, lead.config.train.compute_dtype),
             progress=ProgressLine(lead.plan.num_steps, start_step, silent=not writes_records()),
@@ -205,10 +210,9 @@ class Pack:
     def inputs(self, step: int) -> StepInputs:
         """Every member's batch of `step`, learning rate and augmentation seed (data seed, step)."""
         images, labels = zip(*(next(stream) for stream in self.streams))
-        seeds = np.array([run.config.data.seed for run in self.runs], np.int32)
-        rates = np.array([run.plan.learning_rates[min(step, self.num_steps - 1)] for run in self.runs], np.float32)
-        return StepInputs.place(self.program.mesh, np.stack(images), np.stack(labels), self.norms, rates,
-                                np.stack([seeds, np.full_like(seeds, step)], 1))
+        return StepInputs.place(self.program.mesh, np.stack(images), np.stack(labels), self.norms,
+                                self.rates[:, min(step, self.num_steps - 1)],
+                                np.stack([self.seeds, np.full_like(self.seeds, step)], 1))
 
     def due_checkpoints(self, step: int, preempted: bool) -> list[int]:
         """The running members to checkpoint after `step`: all on preemption, on schedule, or at a kept step."""
