@@ -23,7 +23,9 @@ examples:
 One-input laws (power, saturating, broken, m4) are fitted to y against --x (default compute) over the
 envelope rows (the best y reached at each compute); joint laws (chinchilla, rosenfeld) to y against
 --x N,D (default params,examples_seen) over each run's final row. Rows whose status is not "completed"
-are dropped. Exit status: 0 done (warnings are printed), 2 bad input.
+are dropped; --where keeps the rows that match (e.g. --where num_classes=10 on a sweep over data.classes).
+A y of exactly 0 is floored at 0.5/n or dropped (--zero-errors), with a warning saying which.
+Exit status: 0 done (warnings are printed), 2 bad input.
 """
 
 
@@ -51,10 +53,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser(
         "report", help="write one HTML page with the figures, the fitted laws, the frontiers and the backtest",
         description="Fit the laws, compute the frontiers (envelope, IsoFLOP, parametric), backtest the laws and "
-        "write DIR/report.html (figures embedded), DIR/report.json and the figure files.")
+        "write DIR/report.html (figures embedded), DIR/report.json and the figure files. A table that mixes "
+        "class counts (a sweep over data.classes) gets one report per class count, in DIR/classes-K/, and an "
+        "index DIR/report.html (--by to group by another column).")
     _table_and_law_options(report, default_laws="all six")
     _figure_options(report)
     _cutoff_option(report)
+    report.add_argument("--by", metavar="COLUMN",
+                        help="one report per value of COLUMN, in DIR/COLUMN-VALUE/ (DIR/classes-K/ for num_classes), "
+                             "with an index DIR/report.html (default: num_classes when the table mixes class "
+                             "counts; none: one report whatever the table holds)")
     report.set_defaults(handler=run_report)
     add_history_command(subparsers)
 
@@ -95,6 +103,17 @@ def _table_and_law_options(parser: argparse.ArgumentParser, default_laws: str) -
     parser.add_argument("--columns", action="append", default=[], metavar="NAME=COLUMN",
                         help="read the contract's column NAME (run_id, params, compute, examples_seen, is_final, "
                              "status, ...) from the table's COLUMN; repeatable")
+    parser.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                        help="fit only the rows where COLUMN=VALUE (or =V1,V2 for any of them, !=, <, <=, >, >= "
+                             "for numbers), e.g. num_classes=10; repeatable, all must hold")
+    parser.add_argument("--zero-errors", choices=("auto", "floor", "drop"), default="auto",
+                        help="rows whose y is exactly 0 (below the evaluation set's resolution, not fittable in "
+                             "log space): floor at half of one example, 0.5/n, n the evaluation set's size from "
+                             "--eval-examples or the eval_examples column; drop them; auto (default): floor "
+                             "where n is known, drop the rest. Either way a warning says how many")
+    parser.add_argument("--eval-examples", type=int, metavar="N",
+                        help="size of the evaluation set behind --y, for the floor of zero errors (default: the "
+                             "table's eval_examples column, for top1_error and top5_error)")
     parser.add_argument("--points", choices=("auto", "all", "final", "envelope"), default="auto",
                         help="rows fitted: all, each run's final row, or the envelope (best y so far in x); "
                              "auto: envelope for one-input laws, final for joint laws")

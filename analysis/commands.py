@@ -44,11 +44,14 @@ def run_fit(args: argparse.Namespace) -> int:
     from analysis.request import fit_request
     from analysis.summary import backtest_record, format_backtest, format_law, law_record
 
-    results, requests, notes = _load(args, DEFAULT_LAWS)
+    results = _prepared(_results(args), args)
+    requests, notes = _requests(args, results, DEFAULT_LAWS)
     frame = results.frame
-    print(f"{results.source}: {len(frame)} usable rows, {results.dropped} dropped (status not completed)")
+    print(results.describe())
     for note in notes:
         print(f"note: {note}")
+    for warning in results.warnings:
+        print(f"warning: {warning}")
     records = []
     for request in requests:
         fitted = fit_request(request, frame, resamples=args.bootstrap, by_run=args.resample == "runs",
@@ -58,6 +61,8 @@ def run_fit(args: argparse.Namespace) -> int:
     tested = backtest_record(backtest(requests, frame, cutoff=args.cutoff))
     print(f"\n{format_backtest(tested, args.y)}")
     payload = {"table": results.source, "y": args.y, "rows": len(frame), "dropped_rows": results.dropped,
+               "where": list(results.where), "unselected_rows": results.unselected,
+               "zero_errors": results.zero_errors.record() if results.zero_errors else None,
                "laws": records, "backtest": tested}
     write_json(args.json, payload)
     print(f"\nwrote {args.json}")
@@ -69,9 +74,10 @@ def run_plot(args: argparse.Namespace) -> int:
     """`plot`: write the figures."""
     from analysis.plots import draw_figures
 
-    study = _study(args, FIGURE_LAWS, with_backtest=False)
+    formats = figure_formats(args.formats)
+    study = _study(args, _prepared(_results(args), args), FIGURE_LAWS, with_backtest=False)
     args.out.mkdir(parents=True, exist_ok=True)
-    written, skipped = draw_figures(study, args.out, figure_formats(args.formats))
+    written, skipped = draw_figures(study, args.out, formats)
     for warning in (*study.warnings, *skipped):
         print(f"warning: {warning}")
     _print_frontiers(study)
@@ -82,14 +88,53 @@ def run_plot(args: argparse.Namespace) -> int:
 
 @guarded
 def run_report(args: argparse.Namespace) -> int:
-    """`report`: write the HTML page, its JSON record and the figures."""
+    """`report`: write the HTML page, its JSON record and the figures; with --by (by itself when the table
+    mixes class counts), one such report per value in DIR/classes-K/ (or DIR/COLUMN-VALUE/) and an index page."""
+    from analysis.report import write_index
+    from analysis.table.rows import group_folder, mixed_classes
+
+    formats = figure_formats(args.formats)
+    results = _results(args)
+    by, automatic = args.by, False
+    if by is None and mixed_classes(results.frame):
+        by, automatic = "num_classes", True
+        classes = ", ".join(str(k) for k in mixed_classes(results.frame))
+        print(f"note: the table mixes class counts ({classes}): one report per class count in "
+              f"{args.out}/classes-K/ (--by num_classes; --where num_classes=K for one of them)")
+    if by is None or by == "none":
+        _report(args, _prepared(results, args), args.out, formats)
+        return 0
+    groups, missing = results.split(by)
+    if missing:
+        print(f"warning: {missing} rows have no {by} and are in no report")
+    index = []
+    for value, group in groups:
+        folder = args.out / group_folder(by, value)
+        print(f"\n== {by}={value}: {len(group.frame)} rows -> {folder}")
+        record = _report(args, _prepared(group, args), folder, formats)
+        index.append({"value": value, "folder": folder.name, "report": f"{folder.name}/report.html",
+                      "rows": record["rows"], "zero_errors": record["zero_errors"], "laws": record["laws"],
+                      "frontiers": record["frontiers"], "warnings": record["warnings"]})
+    summary = {"table": results.source, "y": args.y, "by": by, "automatic": automatic,
+               "where": list(results.where), "dropped_rows": results.dropped, "rows_without_value": missing,
+               "groups": index}
+    write_json(args.out / "report.json", summary)
+    folders = ", ".join(group["folder"] for group in index)
+    print(f"\nwrote {write_index(summary, args.out)} (index of {len(index)} reports: {folders}) and "
+          f"{args.out / 'report.json'}")
+    return 0
+
+
+def _report(args: argparse.Namespace, results: Results, out: Path, formats: Sequence[str]) -> dict[str, Any]:
+    """One report of `results` in `out`: figures, report.json, report.html; its record."""
     from analysis.plots import draw_figures
     from analysis.report import write_report
     from analysis.summary import format_law_line, study_record
 
-    study = _study(args, DEFAULT_LAWS, with_backtest=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    written, skipped = draw_figures(study, args.out, figure_formats(args.formats))
+    print(results.describe())
+    study = _study(args, results, DEFAULT_LAWS, with_backtest=True)
+    out.mkdir(parents=True, exist_ok=True)
+    written, skipped = draw_figures(study, out, formats)
     record = study_record(study)
     record["warnings"].extend(skipped)
     for warning in record["warnings"]:
@@ -97,9 +142,9 @@ def run_report(args: argparse.Namespace) -> int:
     for law in record["laws"]:
         print(format_law_line(law))
     _print_frontiers(study)
-    write_json(args.out / "report.json", record)
-    print(f"wrote {write_report(record, written, args.out)} and {args.out / 'report.json'}")
-    return 0
+    write_json(out / "report.json", record)
+    print(f"wrote {write_report(record, written, out)} and {out / 'report.json'}")
+    return record
 
 
 @guarded
@@ -113,15 +158,28 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace, default_laws: Sequence[str]) -> tuple[Results, list[FitRequest], list[str]]:
-    """The table and the fit requests the options describe, with notes on default laws left out."""
-    from analysis.laws import get_law
-    from analysis.request import FitRequest, chance_level
+def _results(args: argparse.Namespace) -> Results:
+    """The table's completed rows that satisfy every --where condition."""
     from analysis.table.contract import parse_mapping
     from analysis.table.load import load_results
+    from analysis.table.rows import parse_where
 
     _check_options(args)
-    results = load_results(args.table, parse_mapping(args.columns))
+    conditions = parse_where(args.where)
+    return load_results(args.table, parse_mapping(args.columns)).select(conditions)
+
+
+def _prepared(results: Results, args: argparse.Namespace) -> Results:
+    """`results` with the rows whose y is exactly 0 floored or dropped as --zero-errors says."""
+    return results.with_zero_errors(args.y, args.zero_errors, args.eval_examples)
+
+
+def _requests(args: argparse.Namespace, results: Results,
+              default_laws: Sequence[str]) -> tuple[list[FitRequest], list[str]]:
+    """The fit requests the options describe, with notes on default laws left out."""
+    from analysis.laws import get_law
+    from analysis.request import FitRequest, chance_level
+
     chance = args.random_guess if args.random_guess is not None else chance_level(results.frame, args.y)
     names, notes = list(args.law or default_laws), []
     if chance is None and not args.law:
@@ -148,13 +206,13 @@ def _load(args: argparse.Namespace, default_laws: Sequence[str]) -> tuple[Result
             weights=args.weights, huber_delta=args.huber_delta,
             constants={"random_guess": chance} if chance is not None else {}, bounds=bounds.get(name, {}),
             starts=args.starts))
-    return results, requests, notes
+    return requests, notes
 
 
-def _study(args: argparse.Namespace, default_laws: Sequence[str], with_backtest: bool) -> Study:
+def _study(args: argparse.Namespace, results: Results, default_laws: Sequence[str], with_backtest: bool) -> Study:
     from analysis.study import StudyOptions, run_study
 
-    results, requests, notes = _load(args, default_laws)
+    requests, notes = _requests(args, results, default_laws)
     if not with_backtest:  # the figures use the first law of each kind only
         kinds = {len(request.law.inputs): request for request in reversed(requests)}
         requests = [request for request in requests if request in kinds.values()]
@@ -186,6 +244,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise AnalysisError(f"--huber-delta must be positive, got {args.huber_delta}")
     if args.starts is not None and args.starts < 1:
         raise AnalysisError(f"--starts must be at least 1, got {args.starts}")
+    if args.eval_examples is not None and args.eval_examples < 1:
+        raise AnalysisError(f"--eval-examples must be at least 1, got {args.eval_examples}")
 
 
 def _bounds(items: Sequence[str]) -> dict[str, dict[str, tuple[float, float]]]:

@@ -28,7 +28,10 @@ def write_report(record: dict[str, Any], figures: dict[str, list[Path]], out_dir
     """Write out_dir/report.html from a study record and the figure files; return its path."""
     parts = [f"<h1>Scaling-law report: {_e(record['y'])}</h1>",
              f"<p>Table <code>{_e(record['table'])}</code>: {record['rows']} usable rows, {record['dropped_rows']} "
-             "dropped because their status is not <code>completed</code>.</p>"]
+             "dropped because their status is not <code>completed</code>"
+             + (f"; the rows where {' and '.join(f'<code>{_e(w)}</code>' for w in record['where'])} "
+                f"({record['unselected_rows']} other rows left out)" if record.get("where") else "")
+             + ".</p>"]
     if record["warnings"]:
         parts.append("<div class='warnings'><h2>Warnings</h2><ul>"
                      + "".join(f"<li>{_e(w)}</li>" for w in record["warnings"]) + "</ul></div>")
@@ -47,6 +50,36 @@ def write_report(record: dict[str, Any], figures: dict[str, list[Path]], out_dir
     if record["backtest"]:
         parts.append("<h2>Backtest</h2>" + _backtest(record["backtest"], record["y"]))
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Scaling-law report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+    path = Path(out_dir) / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path
+
+
+def write_index(summary: dict[str, Any], out_dir: Path) -> Path:
+    """Write out_dir/report.html linking the reports of each group (e.g. each class count); return its path."""
+    rows = []
+    for group in summary["groups"]:
+        laws = ", ".join(f"{law['law']} ({law['num_points']} points)" for law in group["laws"]) or "none"
+        frontiers = "; ".join(f"{f['method']}: N_opt ∝ C^{f['n_exponent']['value']:.3f}"
+                              for f in group["frontiers"]) or "none"
+        zero = group["zero_errors"] or {}
+        zeros = f"{zero['floored']} floored, {zero['dropped']} dropped" if zero.get("message") else "none"
+        rows.append(f"<tr><td class='text'><a href='{_e(group['report'])}'>{_e(summary['by'])}={_e(group['value'])}"
+                    f"</a></td><td>{group['rows']}</td><td>{_e(zeros)}</td><td class='text'>{_e(laws)}</td>"
+                    f"<td class='text'>{_e(frontiers)}</td><td>{len(group['warnings'])}</td></tr>")
+    why = (f"The table mixes values of <code>{_e(summary['by'])}</code>, so each has its own laws"
+           + (" (chosen automatically; <code>--by none</code> for one report)" if summary["automatic"] else ""))
+    head = "".join(f"<th class='text'>{h}</th>" for h in
+                   ("report", "rows", "zero errors", "fitted laws", "frontiers", "warnings"))
+    parts = [f"<h1>Scaling-law reports: {_e(summary['y'])} by {_e(summary['by'])}</h1>",
+             f"<p>Table <code>{_e(summary['table'])}</code>. {why}.</p>",
+             f"<table><tr>{head}</tr>{''.join(rows)}</table>"]
+    if summary["rows_without_value"]:
+        parts.append(f"<p class='warnings'>{summary['rows_without_value']} rows have no {_e(summary['by'])} "
+                     "and are in no report.</p>")
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Scaling-law reports</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
     path = Path(out_dir) / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -89,8 +89,11 @@ def chance_level(frame: pd.DataFrame, y: str) -> float | None:
         return None
     classes = pd.to_numeric(frame["num_classes"], errors="coerce").dropna().unique()
     if classes.size > 1:
-        raise AnalysisError(f"the table mixes datasets with {sorted(classes.tolist())} classes; fit one dataset "
-                            "at a time or pass --random-guess")
+        counts = [int(k) if float(k).is_integer() else float(k) for k in sorted(classes.tolist())]
+        raise AnalysisError(
+            f"the table mixes datasets with {counts} classes, whose random-guess {y} differs; fit one class count "
+            f"at a time: --where num_classes={counts[0]} (`scaling report` writes one report per class count by "
+            "itself), or pass --random-guess")
     top = 5.0 if "top5" in y else 1.0
     if classes.size == 0 or classes[0] <= top:
         return None

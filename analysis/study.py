@@ -76,7 +76,7 @@ def first_law(laws: Sequence[FittedLaw], inputs: int) -> FittedLaw | None:
 
 def run_study(results: Results, y: str, requests: Sequence[FitRequest], options: StudyOptions) -> Study:
     """Fit every request (with bootstrap), compute the frontiers and, if asked, the backtest."""
-    frame, warnings = results.frame, []
+    frame, warnings = results.frame, list(results.warnings)
 
     def attempt(what: str, compute: Callable[[], T]) -> T | None:
         try:

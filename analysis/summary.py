@@ -18,7 +18,9 @@ def study_record(study: Study) -> dict[str, Any]:
              study.parametric)
     return {
         "table": study.results.source, "y": study.y, "rows": len(study.results.frame),
-        "dropped_rows": study.results.dropped,
+        "dropped_rows": study.results.dropped, "where": list(study.results.where),
+        "unselected_rows": study.results.unselected,
+        "zero_errors": study.results.zero_errors.record() if study.results.zero_errors else None,
         "laws": [law_record(fitted) for fitted in study.laws],
         "frontiers": [allocation_record(part) for part in parts if part is not None],
         "isoflop_budgets": [

@@ -2,8 +2,8 @@
 
 Command:
   scaling train --config configs/convnext.py:width=16,depth=4 --workdir runs/convnext
-The argument sets any model knob: width, depth, stage_sizes, patch_size (the stem's stride:
-4 at ImageNet size, 1 for the 8x8 digits).
+The argument sets any model knob: width, depth, stage_sizes, patch_size (the stem's stride; unless given,
+1 for the 8x8 digits and 4 for images of 64 pixels and more, e.g. ImageNet).
 """
 
 from scaling.config.defaults import base_config
@@ -13,7 +13,7 @@ from scaling.config.loading import set_config_arg
 def get_config(arg: str | None = None):
     """ConvNeXt config; `arg` is `key=value,...` over the model knobs."""
     config = base_config("convnext")
-    config.model.update(width=16, depth=4, patch_size=1)
+    config.model.update(width=16, depth=4, patch_size=None)  # None: by the image size
     set_config_arg(config.model, arg)
     config.train.batch_size = 128
     config.train.epochs = 30.0

@@ -2,7 +2,8 @@
 
 Command (about a minute on 2 CPU cores):
   scaling train --config configs/vit.py:width=64,depth=4,num_heads=4,patch_size=2 --workdir runs/vit
-The argument sets any model knob: width, depth, num_heads, mlp_ratio, patch_size, pool.
+The argument sets any model knob: width, depth, num_heads, mlp_ratio, patch_size, pool (patch_size, unless
+given: 2 for the 8x8 digits, 16 for images of 64 pixels and more, e.g. ImageNet).
 """
 
 from scaling.config.defaults import base_config
@@ -12,7 +13,7 @@ from scaling.config.loading import set_config_arg
 def get_config(arg: str | None = None):
     """ViT config; `arg` is `key=value,...` over the model knobs."""
     config = base_config("vit")
-    config.model.update(width=64, depth=4, num_heads=4, patch_size=2, pool="gap")
+    config.model.update(width=64, depth=4, num_heads=4, patch_size=None, pool="gap")  # None: by the image size
     set_config_arg(config.model, arg)
     config.train.batch_size = 128
     config.train.epochs = 30.0

@@ -23,20 +23,31 @@ config overrides:
                         --config.data.pipeline=stream --config.data.augment.flip=True (see `scaling data describe`).
                         Unknown keys and wrong types are errors. Sections: model, data, train, optim, mesh, wandb.
 
+ImageNet-family data (imagenet2012, imagenet2012_subset, imagenet_resized, imagenette, imagenet_v2,
+imagenet2012_real) needs no other key: images are 224 px unless data.resolution says otherwise
+(imagenet_resized: its stored size), normalised with ImageNet's mean and std (data.normalization=auto;
+'estimate' computes them from 10,000 training images, as for other datasets), and the configs' size knobs
+left unset (ResNet/BiT stem, ViT/ConvNeXt patch_size) take their ImageNet values for images of 64 px and more.
+
 examples:
   scaling train --config configs/resnet.py:width=16,depth=10 --workdir runs/resnet
-  scaling train --config configs/vit.py:width=64,depth=4 --workdir runs/vit --config.train.steps=500
+  scaling train --config configs/vit.py:width=64,depth=4 --workdir runs/vit --config.train.epochs=5
+  scaling train --config configs/resnet.py:width=64,depth=50,block=bottleneck --workdir runs/resnet50 \\
+      --config.data.name=imagenet2012 --config.data.data_dir ~/tensorflow_datasets --config.train.epochs=90
+  scaling train --config configs/history/resnet50.py:cheap --config.data.data_dir ~/tensorflow_datasets \\
+      --workdir runs/history/resnet50-64px   # ResNet-50 of 2015 on your imagenet2012 at 64 px
   scaling train --config configs/resnet.py --workdir /shared/resnet --coordinator host0:1234 \\
       --num-processes 2 --process-id 0       # on host0; the same with --process-id 1 on host1
 
 Running the same command again resumes from the workdir's latest checkpoint. The workdir receives
-config.json, metrics.jsonl (one line per log or eval step), result.json and checkpoints/.
+config.json (every key as the run used it, dataset defaults decided), metrics.jsonl (one line per log or
+eval step), result.json and checkpoints/.
 Exit status: 0 completed, 1 failed or diverged, 2 bad config or data, 3 preempted (SIGTERM: the run
 checkpointed and stopped; the same command resumes it).
 
 `--dry-run` compiles the step for the configured mesh (--config.mesh.data/fsdp/tensor) and prints memory
 per device, FLOPs per step and each parameter group's layout, e.g.
-  scaling train --dry-run --config configs/model.py:variant=vit-b/16 --config.data.name=imagenet2012 \
+  scaling train --dry-run --config configs/model.py:variant=vit-b/16 --config.data.name=imagenet2012 \\
       --config.data.resolution=224 --config.mesh.fsdp=8 --config.train.batch_size=256
 """
 PREEMPTED_EXIT = 3

@@ -33,7 +33,7 @@ from scaling.program import sharding
 from scaling.program.build import Program, build_program
 from scaling.program.evaluation import evaluate
 from scaling.program.packing import check_packable
-from scaling.program.steps import Norm, StepInputs, TrainState, normalization
+from scaling.program.steps import Norm, StepInputs, TrainState
 from scaling.runtime.compile_cache import persistent_compilation_cache
 from scaling.runtime.devices import model_flops_utilization, peak_flops_per_second
 from scaling.runtime.preemption import PreemptionWatch
@@ -168,7 +168,7 @@ class Pack:
                               jax.process_index(), jax.process_count()) for run in runs]
         program = build_program(lead.config, lead.plan.model)
         start_step, states = _restore(runs, program)
-        norms = [normalization(member.norm_sample) for member in data]
+        norms = [member.norm for member in data]
         pack = cls(
             runs=runs, program=program, eval_sets=data[0].eval_sets,
             streams=[member.train.iterate(start_step) for member in data],
@@ -182,7 +182,8 @@ class Pack:
         )
         pack.first_inputs = pack.inputs(start_step)
         pack.compiled_step = program.train_step.lower(pack.state, pack.first_inputs).compile()
-        for run in runs:
+        for run, member in zip(runs, data):
+            run.result.eval_examples = len(member.eval_sets["eval"].targets)
             run.result.device_kind, run.result.num_devices = jax.devices()[0].device_kind, program.mesh.devices.size
             run.result.step = start_step
             run.open_trackers(start_step)
@@ -198,7 +199,8 @@ class Pack:
         plan, config = self.runs[0].plan, self.runs[0].config
         return (f"{self.runs[0].result.model}: {plan.params:,} params, "
                 f"{plan.flops_per_example:.3g} train FLOPs/example, "
-                f"{', '.join(str(run.plan.train_examples) for run in self.runs)} examples of {config.data.name}, "
+                f"{', '.join(str(run.plan.train_examples) for run in self.runs)} examples of {config.data.name} "
+                f"at {plan.facts.image_shape[0]} px, "
                 f"{plan.num_steps} steps of {plan.batch_size}"
                 + (f" for {len(self.runs)} packed runs" if len(self.runs) > 1 else "")
                 + (f", resuming at step {self.start_step}" if self.start_step else ""))

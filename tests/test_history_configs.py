@@ -7,6 +7,7 @@ import pytest
 from helpers import mock_imagenet
 
 from scaling.config.loading import load_config
+from scaling.errors import ConfigError
 from scaling.train import train_and_evaluate
 
 # Tiny widths (ResNet-50: one block per stage) and 32 pixels keep the test quick; the full-size models'
@@ -33,6 +34,14 @@ def test_history_recipe_trains_two_steps_and_records_its_reference(name, tmp_pat
     assert recorded["name"] == config.reference.name and recorded["source"]
 
 
-def test_cheap_variant_trains_on_64_pixel_imagenet():
-    config = load_config("configs/history/resnet50.py:cheap")
-    assert (config.data.name, config.data.resolution, config.data.pipeline) == ("imagenet_resized/64x64", 64, "cache")
+def test_cheap_variant_trains_on_your_imagenet2012_at_64_pixels_or_on_imagenet_resized():
+    config = load_config("configs/history/resnet50.py:cheap", ["data.data_dir=/data/tfds"])
+    assert (config.data.name, config.data.resolution, config.data.pipeline) == ("imagenet2012", 64, "cache")
+    assert config.data.data_dir == "/data/tfds" and config.data.eval_crop_fraction == 0.875
+    assert config.data.normalization == "imagenet" and config.model.stem == "imagenet"
+    resized = load_config("configs/history/resnet50.py:cheap=imagenet_resized")
+    assert (resized.data.name, resized.data.resolution, resized.data.eval_crop_fraction) == (
+        "imagenet_resized/64x64", 64, 1.0)
+    with pytest.raises(ConfigError, match="cheap=imagenet_resized"):
+        load_config("configs/history/resnet50.py:cheap=imagenet_resized/32x32")
+

@@ -132,7 +132,9 @@ def test_dry_run_needs_no_prepared_dataset_only_its_tfds_definition(tmp_path, ca
     out = capsys.readouterr().out
     assert "(16, 16, 3) images, 1000 classes (imagenet2012, not prepared here)" in out
     assert "head/kernel" in out and "(16, 1000)" in out and "-> (16, 125)" in out
-    assert main(["train", "--dry-run", *args]) == 2  # images of varying size: the resolution must be given
+    # images of varying size: ImageNet's are 224 px unless data.resolution says otherwise; others must say it
+    assert tiny_config("vit", str(tmp_path), "data.name=imagenet2012").data.resolution == 224
+    assert main(["train", "--dry-run", *args, "--config.data.name=oxford_flowers102"]) == 2
     assert "data.resolution" in capsys.readouterr().err
 
 

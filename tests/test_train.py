@@ -17,7 +17,7 @@ from scaling.cli import PREEMPTED_EXIT, main
 from scaling.data.pipeline import open_run_data
 from scaling.plan import plan_run
 from scaling.program.build import build_program
-from scaling.program.steps import make_loss_fn, normalization
+from scaling.program.steps import make_loss_fn
 from scaling.train import train_and_evaluate
 from scaling.workdir.records import read_result
 from scaling.workdir.tracking import read_metrics
@@ -139,5 +139,5 @@ def test_step_one_trains_on_the_first_batch_of_the_data_order(digits_data_dir, t
     state = program.initial_state(np.int32(config.seed))
     targets = jax.nn.one_hot(labels, plan.facts.num_classes)
     loss, _ = make_loss_fn(program.train_graph)(state["params"], state["rest"], images, targets,
-                                                normalization(data.norm_sample))
+                                                data.norm)
     assert _train_losses(tmp_path)[0] == pytest.approx(float(loss), rel=1e-4)

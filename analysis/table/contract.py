@@ -31,10 +31,13 @@ FINAL_STATUSES = (Status.COMPLETED, Status.DIVERGED)  # rerunning cannot change 
 
 RESULT_COLUMNS = (
     "run_id", "sweep", "family", "width", "depth", "params", "flops_per_example", "dataset", "num_classes",
-    "train_examples", "resolution", "batch_size", "step", "examples_seen", "compute", "lr", "weight_decay",
-    "schedule", "seed", "is_final", "train_loss", "eval_loss", "top1_error", "top5_error", "minival_error",
-    "status", "wall_seconds", "device_kind",
+    "train_examples", "eval_examples", "resolution", "batch_size", "step", "examples_seen", "compute", "lr",
+    "weight_decay", "schedule", "seed", "is_final", "train_loss", "eval_loss", "top1_error", "top5_error",
+    "minival_error", "status", "wall_seconds", "device_kind",
 )
+
+EVAL_EXAMPLES = "eval_examples"  # examples in the evaluation split (NaN where result.json does not say)
+EVAL_SPLIT_METRICS = ("top1_error", "top5_error")  # errors counted on the evaluation split: multiples of 1/n
 
 
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:

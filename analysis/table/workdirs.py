@@ -8,7 +8,9 @@ from result.json (its final_eval, if any). Columns are RESULT_COLUMNS; those not
 - schedule: the config's optim.schedule, with `+cooldown` appended for a cooldown branch (train.branch_from set);
 - lr, weight_decay, seed: from the config; width and depth from result.json, else the config's model;
 - compute: flops_per_example * examples_seen; train_loss: the last one logged at or before the row's step;
-- minival_error: the eval line's minival_error (NaN for a run without a minival, data.minival_per_class=0).
+- minival_error: the eval line's minival_error (NaN for a run without a minival, data.minival_per_class=0);
+- eval_examples: result.json's eval_examples, the evaluation split's size (NaN where result.json does not say;
+  the analysis floors an error of exactly 0 at half of one example, 0.5/eval_examples).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from analysis.errors import AnalysisError
 from analysis.table.contract import CONFIG_FILE, METRICS_FILE, RESULT_COLUMNS, RESULT_FILE
 
 EVAL_COLUMNS = ("eval_loss", "top1_error", "top5_error", "minival_error")
-RESULT_KEYS = ("family", "params", "flops_per_example", "dataset", "num_classes", "train_examples", "resolution",
-               "batch_size", "status", "wall_seconds", "device_kind")
+RESULT_KEYS = ("family", "params", "flops_per_example", "dataset", "num_classes", "train_examples", "eval_examples",
+               "resolution", "batch_size", "status", "wall_seconds", "device_kind")
 
 
 def run_dirs(root: Path) -> list[Path]:

@@ -6,14 +6,17 @@ fractions), weight decay 5e-4, about 90 epochs. Departures: one tower (no groupe
 inception crops instead of 224 crops of 256 images and no PCA colour noise, Nesterov momentum,
 single central-crop evaluation.
   scaling train --config configs/history/alexnet.py --config.data.data_dir DIR --workdir runs/history/alexnet
-  scaling train --config configs/history/alexnet.py:cheap --workdir runs/history/alexnet-64px
+  scaling train --config configs/history/alexnet.py:cheap --config.data.data_dir DIR \
+      --workdir runs/history/alexnet-64px
+`:cheap` trains on your prepared imagenet2012 resized to 64 pixels (cached once); `:cheap=imagenet_resized`
+on tfds' imagenet_resized/64x64 instead (downloaded by tfds).
 """
 
 from scaling.config.recipes import historic_recipe
 
 
 def get_config(arg=None):
-    """AlexNet on ImageNet (or `cheap`: 64-pixel ImageNet)."""
+    """AlexNet on ImageNet (or `cheap`: imagenet2012 at 64 pixels; `cheap=imagenet_resized`)."""
     config = historic_recipe("alexnet", arg, {
         "name": "AlexNet (Krizhevsky et al. 2012)", "year": 2012, "top1_error": 0.407, "top5_error": 0.182,
         "source": "Krizhevsky et al. 2012, NeurIPS, Table 2 (1 CNN, validation, 10-crop test)",

@@ -5,14 +5,17 @@ Published: ILSVRC-2012 validation, single scale (train 256, test 256), top-1 err
 dropout 0.5, 74 epochs. Departures: no initialisation from the shallower net A (modern
 initialisation instead), inception crops instead of fixed-scale 224 crops, Nesterov momentum.
   scaling train --config configs/history/vgg16.py --config.data.data_dir DIR --workdir runs/history/vgg16
-  scaling train --config configs/history/vgg16.py:cheap --workdir runs/history/vgg16-64px
+  scaling train --config configs/history/vgg16.py:cheap --config.data.data_dir DIR \
+      --workdir runs/history/vgg16-64px
+`:cheap` trains on your prepared imagenet2012 resized to 64 pixels (cached once); `:cheap=imagenet_resized`
+on tfds' imagenet_resized/64x64 instead (downloaded by tfds).
 """
 
 from scaling.config.recipes import historic_recipe
 
 
 def get_config(arg=None):
-    """VGG-16 on ImageNet (or `cheap`: 64-pixel ImageNet)."""
+    """VGG-16 on ImageNet (or `cheap`: imagenet2012 at 64 pixels; `cheap=imagenet_resized`)."""
     config = historic_recipe("vgg16", arg, {
         "name": "VGG-16 (Simonyan and Zisserman 2014)", "year": 2014, "top1_error": 0.270, "top5_error": 0.088,
         "source": "Simonyan & Zisserman 2015, ICLR, Table 3 (config D, S=256, Q=256, validation)",

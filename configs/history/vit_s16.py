@@ -7,14 +7,17 @@ Recipe: batch 1024, AdamW (beta2 0.999) LR 1e-3, 10k warmup steps then cosine, d
 (2, 10), mixup 0.2. Departures: learned (not 2-D sin-cos) position embeddings, softmax instead of
 sigmoid cross-entropy.
   scaling train --config configs/history/vit_s16.py --config.data.data_dir DIR --workdir runs/history/vit-s16
-  scaling train --config configs/history/vit_s16.py:cheap --workdir runs/history/vit-s16-64px
+  scaling train --config configs/history/vit_s16.py:cheap --config.data.data_dir DIR \
+      --workdir runs/history/vit-s16-64px
+`:cheap` trains on your prepared imagenet2012 resized to 64 pixels (cached once); `:cheap=imagenet_resized`
+on tfds' imagenet_resized/64x64 instead (downloaded by tfds).
 """
 
 from scaling.config.recipes import historic_recipe
 
 
 def get_config(arg=None):
-    """ViT-S/16 on ImageNet (or `cheap`: 64-pixel ImageNet)."""
+    """ViT-S/16 on ImageNet (or `cheap`: imagenet2012 at 64 pixels; `cheap=imagenet_resized`)."""
     config = historic_recipe("vit-s/16", arg, {
         "name": "ViT-S/16, 90 epochs (Beyer et al. 2022)", "year": 2022, "top1_error": 0.235, "top5_error": None,
         "source": "Beyer, Zhai & Kolesnikov 2022, arXiv:2205.01580 (90 epochs: 76.5% top-1)",

@@ -1,11 +1,15 @@
 """The base config every config file starts from: every key the trainer reads, with its default and the
 values it allows (its rule, checked by `scaling.schema`; the model's knobs are declared by each
-family in scaling/models/)."""
+family in scaling/models/), and `apply_dataset_defaults`, which decides the keys a config leaves to its
+dataset (ImageNet's resolution, normalisation, stem and patch sizes)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import ml_collections
 
+from scaling.data.pipeline import default_resolution, known_image_side, normalization_kind
 from scaling.models import default_model_config
 from scaling.schema import Field, config_from
 
@@ -21,7 +25,11 @@ FIELDS: dict[str, Field] = {
     "data.train_examples": Field(None, "int|None", "None: the whole split"),  # nested class-balanced subset
     "data.examples_per_class": Field(None, "int|None"),  # or the subset's size per class
     "data.minival_per_class": Field(0, "count", "0: no minival"),  # held out of train_split for model selection
-    "data.resolution": Field(None, "int|None", "None: the stored image size"),
+    # None: the stored image size, or 224 for ImageNet-family datasets whose images vary in size (set at load)
+    "data.resolution": Field(None, "int|None", "None: the stored image size (224 for ImageNet)"),
+    # per-channel mean and std: "imagenet" (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225); "estimate": from the
+    # first 10,000 training images of the subset; "auto": imagenet for ImageNet-family datasets, else estimate
+    "data.normalization": Field("auto", ("auto", "imagenet", "estimate")),
     "data.extra_eval": Field((), "strs"),  # more evaluation sets in the same label space, e.g. ("imagenet_v2",)
     # evaluation: central square of this fraction of the short side
     "data.eval_crop_fraction": Field(1.0, "portion", "e.g. 0.875"),
@@ -83,9 +91,37 @@ FIELDS: dict[str, Field] = {
 }
 
 
+# Model knobs that follow the image size when a config file leaves them None (configs/resnet.py, bit.py,
+# convnext.py, vit.py): (family, knob) -> (value for small images such as the 8x8 digits, value for images
+# of at least LARGE_IMAGE pixels, e.g. ImageNet at 64 or 224).
+LARGE_IMAGE = 64
+IMAGE_SIZE_KNOBS: dict[tuple[str, str], tuple[Any, Any]] = {
+    ("resnet", "stem"): ("small", "imagenet"),
+    ("bit", "stem"): ("small", "imagenet"),
+    ("convnext", "patch_size"): (1, 4),
+    ("vit", "patch_size"): (2, 16),
+}
+
+
 def base_config(model_name: str) -> ml_collections.ConfigDict:
     """Every key of `FIELDS` with its default, and `model` with the knobs of family `model_name`. Keys are locked."""
     config = config_from(FIELDS)
     config.model = default_model_config(model_name)
     config.lock()
     return config
+
+
+def apply_dataset_defaults(config: ml_collections.ConfigDict) -> None:
+    """Decide, for config.data.name, the keys left to the dataset (load_config calls it after the overrides, so
+    config.json records what the run used): data.resolution None becomes 224 for ImageNet-family datasets whose
+    images vary in size; data.normalization "auto" becomes "imagenet" for ImageNet-family datasets, else
+    "estimate"; an IMAGE_SIZE_KNOBS knob left None takes its large-image value when the images are known to be
+    at least LARGE_IMAGE pixels (data.resolution, or imagenet_resized/NxN), else its small-image value."""
+    data = config.data
+    if data.resolution is None:
+        data.resolution = default_resolution(data.name)
+    data.normalization = normalization_kind(data)
+    side = known_image_side(data)
+    for (family, knob), (small, large) in IMAGE_SIZE_KNOBS.items():
+        if config.model.get("name") == family and config.model.get(knob, "") is None:
+            config.model[knob] = large if side is not None and side >= LARGE_IMAGE else small

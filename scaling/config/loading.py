@@ -12,16 +12,19 @@ from typing import Any
 
 import ml_collections
 
+from scaling.config.defaults import apply_dataset_defaults
 from scaling.errors import ConfigError
 
 
 def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
-    """Load `configs/x.py[:arg]`, call its `get_config(arg)` and apply `a.b=value` overrides."""
+    """Load `configs/x.py[:arg]`, call its `get_config(arg)`, apply `a.b=value` overrides, then decide the keys
+    left to the dataset (`apply_dataset_defaults`: resolution, normalisation, image-size model knobs)."""
     path_text, _, arg = spec.partition(":")
     module = import_file(path_text, "config", "configs/<name>.py[:key=value,...]", ("get_config",))
     config = module.get_config(arg or None)
     for override in overrides:
         apply_override(config, override)
+    apply_dataset_defaults(config)
     return config
 
 

@@ -11,6 +11,7 @@ from scaling.config.defaults import FIELDS
 from scaling.config.mesh import batch_shards
 from scaling.data import DatasetFacts
 from scaling.data.catalog import eval_split
+from scaling.data.pipeline import normalization_kind
 from scaling.errors import ConfigError
 from scaling.models import ModelSpec, validate_model_config
 from scaling.schema import check_fields
@@ -38,6 +39,11 @@ def validate_compute(config: ml_collections.ConfigDict, facts: DatasetFacts) -> 
     _check_branch(config)
     if config.data.pipeline == "stream" and config.data.resolution is None:
         raise ConfigError("data.pipeline='stream' crops every image to data.resolution; set it, e.g. 224")
+    if normalization_kind(config.data) == "imagenet" and facts.image_shape[-1] != 3:
+        raise ConfigError(
+            f"data.normalization='imagenet' uses ImageNet's RGB mean and std, but {facts.name} has "
+            f"{facts.image_shape[-1]} channel(s); use data.normalization='estimate'"
+        )
     return model
 
 

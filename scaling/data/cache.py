@@ -10,7 +10,9 @@ Layout: ROOT/<dataset>/<version>/<split>-<resolution>px-crop<fraction>-<order di
 `images.u8` (raw rows), `meta.json` (rows filled, image shape) and a lock file. Builders take an
 exclusive `flock` on the lock file, so two processes asked for the same cache at once build it
 once; `meta.json` is replaced atomically after the rows it counts are flushed, so readers never
-see a partial row.
+see a partial row. A cache is `cache_bytes(rows, image_shape)` bytes (one copy of the 50,000 ImageNet
+validation images at 224 px is 7.5 GB, one per resolution, crop and class subset); `scaling data describe`
+lists those a config will create. Any folder may be deleted when no run is reading it: it is rebuilt on demand.
 """
 
 from __future__ import annotations
@@ -102,6 +104,23 @@ def cached_images(
     if rows == 0:
         return np.empty((0, *image_shape), np.uint8)
     return np.memmap(directory / "images.u8", np.uint8, "r", shape=(rows, *image_shape))
+
+
+def cache_bytes(rows: int, image_shape: tuple[int, int, int]) -> int:
+    """Bytes of `rows` uint8 images of `image_shape` (H, W, C): the size of a cache's images.u8."""
+    return rows * int(np.prod(image_shape))
+
+
+def format_bytes(size: int) -> str:
+    """E.g. '7.5 GB' (decimal units: 1 GB = 1e9 bytes)."""
+    unit, scale = next(((unit, scale) for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3))
+                        if size >= scale), ("bytes", 1))
+    return f"{size:,} bytes" if scale == 1 else f"{size / scale:.1f} {unit}"
+
+
+def describe_size(rows: int, image_shape: tuple[int, int, int]) -> str:
+    """E.g. '50,000 x 224x224x3 = 7.5 GB'."""
+    return f"{rows:,} x {'x'.join(map(str, image_shape))} = {format_bytes(cache_bytes(rows, image_shape))}"
 
 
 def rows_filled(directory: Path) -> int:

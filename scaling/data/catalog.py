@@ -22,26 +22,39 @@ IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A dataset family: its evaluation split and the ImageNet tar files it is built from (if any)."""
+    """A dataset family: its evaluation split, the ImageNet tar files it is built from (if any), the files tfds
+    fetches from the network while building it from them (by tfds config, "" for any), and whether tfds labels its
+    validation images by position in ILSVRC2012_img_val.tar (see scaling.data.preparation)."""
 
     eval_split: str
     manual_files: tuple[str, ...] = ()
     note: str = ""
+    downloads: dict[str, str] = dataclasses.field(default_factory=dict)
+    labels_by_position: bool = False
+
+
+SUBSET_LISTS = "https://raw.githubusercontent.com/google-research/simclr/master/imagenet_subsets/"
 
 
 CATALOG: dict[str, Entry] = {
     "digits": Entry("test", note="embedded: scikit-learn's 1,797 8x8 digits, built offline"),
     "imagenet2012": Entry(
-        "validation", IMAGENET_TARS, "ILSVRC-2012: 1,281,167 train, 50,000 validation, 1,000 classes"
+        "validation", IMAGENET_TARS, "ILSVRC-2012: 1,281,167 train, 50,000 validation, 1,000 classes",
+        labels_by_position=True,
     ),
-    "imagenet2012_subset": Entry("validation", IMAGENET_TARS, "1% or 10% of ImageNet train (configs 1pct, 10pct)"),
+    "imagenet2012_subset": Entry(
+        "validation", IMAGENET_TARS, "1% or 10% of ImageNet train (configs 1pct, 10pct)",
+        downloads={"1pct": SUBSET_LISTS + "1percent.txt", "10pct": SUBSET_LISTS + "10percent.txt"},
+        labels_by_position=True,
+    ),
     "imagenet_resized": Entry(
         "validation", (), "ImageNet downsampled to 8, 16, 32 or 64 pixels (Chrabaszcz et al. 2017)"
     ),
     "imagenette": Entry("validation", (), "10 easy ImageNet classes (fast.ai)"),
     "imagenet_v2": Entry("test", (), "ImageNetV2 (Recht et al. 2019): a new 10,000-image test set, evaluation only"),
     "imagenet2012_real": Entry(
-        "validation", (IMAGENET_TARS[1],), "ImageNet validation with the ReaL labels (Beyer et al. 2020)"
+        "validation", (IMAGENET_TARS[1],), "ImageNet validation with the ReaL labels (Beyer et al. 2020)",
+        downloads={"": "https://raw.githubusercontent.com/google-research/reassessed-imagenet/master/real.json"},
     ),
 }
 

@@ -1,14 +1,20 @@
 """A run's data from its config: selection, training batches (cached or streamed), evaluation sets.
 
 `plan_selection` needs only the labels (cached after the first read); `open_run_data` decodes what
-the run will use into the uint8 cache (once per sweep) and opens the training path the config asks
-for: `data.pipeline = "cache"` gathers batches from the cache, `"stream"` decodes and crops the
-full-resolution records on the host at every step.
+the run will use into the uint8 caches that `run_caches` lists (once per sweep) and opens the training path
+the config asks for: `data.pipeline = "cache"` gathers batches from the cache, `"stream"` decodes and
+crops the full-resolution records on the host at every step.
+
+ImageNet-family datasets (`IMAGENET_FAMILY`) have their own defaults, applied when a config is loaded
+(scaling.config.defaults.apply_dataset_defaults): 224-pixel images where the stored ones vary in size,
+and the standard ImageNet mean and standard deviation for normalisation (other datasets: estimated from
+the first NORM_ROWS images of the training order).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import ml_collections
@@ -16,13 +22,19 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from scaling.data.augment import Augment
-from scaling.data.cache import cached_images, default_cache_root, split_labels
-from scaling.data.catalog import default_eval_split, eval_split
+from scaling.data.cache import cache_bytes, cache_directory, cached_images, default_cache_root, split_labels
+from scaling.data.catalog import base_name, default_eval_split, eval_split
 from scaling.data.selection import Selection, select
-from scaling.data.source import DatasetFacts, open_builder
+from scaling.data.source import DatasetFacts, class_names, open_builder
 from scaling.data.train_batches import CachedBatches, StreamingBatches, TrainBatches
 
-NORM_ROWS = 10_000  # normalisation statistics come from the first rows of the training order
+NORM_ROWS = 10_000  # estimated normalisation statistics come from the first rows of the training order
+# Datasets of ImageNet's images and label space: torchvision's mean and std, 224 px where images vary in size.
+IMAGENET_FAMILY = ("imagenet2012", "imagenet2012_subset", "imagenet2012_real", "imagenet_resized", "imagenette",
+                   "imagenet_v2")
+IMAGENET_RESOLUTION = 224
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +52,74 @@ class RunData:
     selection: Selection
     train: TrainBatches
     eval_sets: dict[str, EvalSet]  # "eval" (evaluation split, chosen classes), "minival", data.extra_eval names
-    norm_sample: np.ndarray  # uint8 images the normalisation statistics are computed from
+    norm: dict[str, np.ndarray]  # {"mean": [C], "std": [C]} float32 in [0, 1] pixel units (see `normalization`)
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheUse:
+    """One uint8 cache a run reads: the first `rows` images of `split` in `order`, centre-cropped to `crop` of
+    the short side and resized to `resolution` (scaling.data.cache keys it by split, resolution, crop, order)."""
+
+    name: str  # "train", "normalization sample", "eval", "minival" or a data.extra_eval name
+    builder: tfds.core.DatasetBuilder
+    split: str
+    order: np.ndarray  # file positions; row i is image order[i]
+    rows: int
+    crop: float
+    labels: np.ndarray  # of the split, at order[:rows]
+    image_shape: tuple[int, int, int]
+    resolution: int | None
+    root: Path
+
+    @property
+    def directory(self) -> Path:
+        return cache_directory(self.builder, self.split, self.order, self.resolution, self.crop, self.root)
+
+    @property
+    def size(self) -> int:
+        """Bytes of its `rows` images."""
+        return cache_bytes(self.rows, self.image_shape)
+
+    def read(self) -> np.ndarray:
+        """The images, memory-mapped: decoding first the rows not cached yet."""
+        return cached_images(self.builder, self.split, self.order, self.rows, self.image_shape, self.resolution,
+                             self.crop, self.root)
+
+
+def is_imagenet_family(name: str) -> bool:
+    """Whether `name` (e.g. 'imagenet_resized/64x64') is a dataset of ImageNet's images and classes."""
+    return base_name(name) in IMAGENET_FAMILY
+
+
+def default_resolution(name: str) -> int | None:
+    """data.resolution when the config leaves it None: 224 for ImageNet-family datasets whose images vary in size
+    (all but imagenet_resized), else None (the stored size)."""
+    return IMAGENET_RESOLUTION if is_imagenet_family(name) and base_name(name) != "imagenet_resized" else None
+
+
+def known_image_side(data: ml_collections.ConfigDict) -> int | None:
+    """The image side a config gives its model, when known without opening the dataset: data.resolution, or the
+    stored size named by imagenet_resized/NxN; None otherwise."""
+    if data.resolution:
+        return data.resolution
+    stored = re.fullmatch(r"imagenet_resized/(\d+)x\1(:.*)?", data.name)
+    return int(stored.group(1)) if stored else None
+
+
+def normalization_kind(data: ml_collections.ConfigDict) -> str:
+    """data.normalization with "auto" decided: "imagenet" for ImageNet-family datasets, else "estimate"."""
+    if data.normalization != "auto":
+        return data.normalization
+    return "imagenet" if is_imagenet_family(data.name) else "estimate"
+
+
+def normalization(data: ml_collections.ConfigDict, sample: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per-channel mean and std in [0, 1] units: ImageNet's standard ones, or estimated from uint8 `sample`
+    [N, H, W, C] (the first NORM_ROWS images of the training order)."""
+    if normalization_kind(data) == "imagenet":
+        return {"mean": np.array(IMAGENET_MEAN, np.float32), "std": np.array(IMAGENET_STD, np.float32)}
+    pixels = sample.reshape(-1, sample.shape[-1]).astype(np.float64) / 255.0
+    return {"mean": pixels.mean(0).astype(np.float32), "std": np.maximum(pixels.std(0), 1e-3).astype(np.float32)}
 
 
 def device_augment(data: ml_collections.ConfigDict) -> Augment:
@@ -62,7 +141,45 @@ def plan_selection(data: ml_collections.ConfigDict, builder: tfds.core.DatasetBu
     return select(
         labels, num_classes, classes=data.classes, minival_per_class=data.minival_per_class,
         train_examples=data.train_examples, examples_per_class=data.examples_per_class, seed=data.seed,
+        class_names=class_names(builder),
     )
+
+
+def run_caches(
+    config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder, facts: DatasetFacts, selection: Selection,
+) -> list[CacheUse]:
+    """The uint8 caches the run reads (reads only labels): the training subset (pipeline "cache") or, when
+    streaming with estimated normalisation, its first NORM_ROWS images; the evaluation split restricted to the
+    chosen classes; minival; each data.extra_eval set."""
+    data, root = config.data, cache_root(config.data, builder)
+    order, rows = selection.train_order, selection.train_examples
+
+    def use(name: str, source: tfds.core.DatasetBuilder, split: str, indices: np.ndarray, count: int, crop: float,
+            labels: np.ndarray) -> CacheUse:
+        return CacheUse(name, source, split, indices, count, crop, labels[indices[:count]], facts.image_shape,
+                        data.resolution, root)
+
+    train_labels = split_labels(builder, data.train_split, root)
+    uses = []
+    if data.pipeline == "cache":
+        uses.append(use("train", builder, data.train_split, order, rows, 1.0, train_labels))
+    elif normalization_kind(data) == "estimate":
+        uses.append(use("normalization sample", builder, data.train_split, order, min(NORM_ROWS, rows), 1.0,
+                        train_labels))
+
+    def evaluated(name: str, source: tfds.core.DatasetBuilder, split: str) -> CacheUse:
+        labels = split_labels(source, split, root)
+        indices = selection.eval_indices(labels)
+        return use(name, source, split, indices, len(indices), data.eval_crop_fraction, labels)
+
+    uses.append(evaluated("eval", builder, eval_split(data, facts)))
+    if len(selection.minival):
+        uses.append(use("minival", builder, data.train_split, selection.minival, len(selection.minival),
+                        data.eval_crop_fraction, train_labels))
+    for name in data.extra_eval:
+        extra = open_builder(name, data.data_dir)
+        uses.append(evaluated(name, extra, default_eval_split(name, extra.info.splits)))
+    return uses
 
 
 def open_run_data(
@@ -70,47 +187,23 @@ def open_run_data(
     process_index: int = 0, process_count: int = 1,
 ) -> RunData:
     """Cache what the run needs (decoding only rows not cached yet) and open its training batches."""
-    data, root = config.data, cache_root(config.data, builder)
-    shape = facts.image_shape
-    train_labels = split_labels(builder, data.train_split, root)
-    order = selection.train_order
-    labels = selection.relabel(train_labels[order[: selection.train_examples]])
-
-    def cached_in(source: tfds.core.DatasetBuilder):
-        def cached(split: str, indices: np.ndarray, rows: int, crop: float) -> np.ndarray:
-            return cached_images(source, split, indices, rows, shape, data.resolution, crop, root)
-        return cached
-
-    cached = cached_in(builder)
-
-    norm_sample = cached(data.train_split, order, min(NORM_ROWS, selection.train_examples), 1.0)
+    data = config.data
+    uses = run_caches(config, builder, facts, selection)
+    images = {use.name: use.read() for use in uses}
+    cached_train = images.pop("train", None)
+    sample = images.pop("normalization sample", cached_train)
+    norm = normalization(data, None if sample is None else sample[:NORM_ROWS])
+    order = selection.train_order[: selection.train_examples]
+    labels = selection.relabel(split_labels(builder, data.train_split, cache_root(data, builder))[order])
     args = (labels, config.train.batch_size, data.seed)
     if data.pipeline == "stream":
         min_area = data.augment.min_area if data.augment.inception_crop else None
         train: TrainBatches = StreamingBatches(
-            builder, data.train_split, order[: selection.train_examples], *args, data.resolution, shape[-1], min_area,
+            builder, data.train_split, order, *args, data.resolution, facts.image_shape[-1], min_area,
             process_index, process_count,
         )
     else:
-        train = CachedBatches(cached(data.train_split, order, selection.train_examples, 1.0), *args,
-                              process_index, process_count)
-    split = eval_split(data, facts)
-    eval_sets = {"eval": _eval_set(builder, split, selection, cached, data.eval_crop_fraction, root)}
-    if len(selection.minival):
-        eval_sets["minival"] = EvalSet(
-            cached(data.train_split, selection.minival, len(selection.minival), data.eval_crop_fraction),
-            selection.targets(train_labels[selection.minival]),
-        )
-    for name in data.extra_eval:
-        extra = open_builder(name, data.data_dir)
-        extra_split = default_eval_split(name, extra.info.splits)
-        eval_sets[name] = _eval_set(extra, extra_split, selection, cached_in(extra), data.eval_crop_fraction, root)
-    return RunData(selection, train, eval_sets, norm_sample)
-
-
-def _eval_set(builder: tfds.core.DatasetBuilder, split: str, selection: Selection, cached, crop: float,
-              root: Path) -> EvalSet:
-    """The examples of `split` with a chosen class, centre-cropped, with their multi-hot targets."""
-    labels = split_labels(builder, split, root)
-    order = selection.eval_indices(labels)
-    return EvalSet(cached(split, order, len(order), crop), selection.targets(labels[order]))
+        train = CachedBatches(cached_train, *args, process_index, process_count)
+    eval_sets = {use.name: EvalSet(images[use.name], selection.targets(use.labels)) for use in uses
+                 if use.name in images}
+    return RunData(selection, train, eval_sets, norm)

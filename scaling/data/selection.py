@@ -14,6 +14,7 @@ Everything is a pure function of the labels and the config's sizes and seed:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -82,25 +83,77 @@ def select(
     train_examples: int | None = None,
     examples_per_class: int | None = None,
     seed: int = 0,
+    class_names: Sequence[str] | None = None,
 ) -> Selection:
-    """The run's classes, minival and nested training order (seeded by `seed`) from the training split's labels."""
+    """The run's classes, minival and nested training order (seeded by `seed`) from the training split's labels.
+
+    A class subset (`classes` = K) must have training examples in every chosen class, and a minival more than
+    `minival_per_class` in each; `classes` = None keeps the whole label space even where a class has no examples
+    (e.g. tfds' mock data) unless a minival is asked for. Errors name the classes by `class_names` (e.g.
+    ImageNet synsets, tfds' label names) when given, else by label.
+    """
     labels = np.asarray(labels)
     chosen = chosen_classes(num_classes, classes)
+    members_of = class_members(labels, chosen)
+    if classes is not None or minival_per_class:
+        _check_classes_present(labels, chosen, [len(members) for members in members_of], classes, num_classes,
+                               minival_per_class, class_names)
     rng = np.random.default_rng(_MINIVAL_SEED)
     minival_parts, pool_parts = [], []
-    for label, members in zip(chosen, class_members(labels, chosen)):
+    for members in members_of:
         members = rng.permutation(members)
-        if minival_per_class and len(members) <= minival_per_class:
-            raise ConfigError(
-                f"data.minival_per_class={minival_per_class} but class {label} has only {len(members)} training "
-                f"examples; choose fewer than {len(members)}"
-            )
         minival_parts.append(members[:minival_per_class])
         pool_parts.append(members[minival_per_class:])
+    small = [(label, len(members)) for label, members in zip(chosen, members_of) if len(members) <= minival_per_class]
+    if minival_per_class and small:
+        fewest = min(count for _, count in small)
+        raise ConfigError(
+            f"data.minival_per_class={minival_per_class} would leave no training examples in "
+            f"{_name_counts(small, class_names)}; choose data.minival_per_class < {fewest} (the smallest chosen "
+            f"class has {fewest} training examples)"
+        )
     pool = np.sort(np.concatenate(pool_parts)) if pool_parts else np.empty(0, np.int64)
     train_order = pool[class_balanced_order(labels[pool], seed)]
     size = _subset_size(len(train_order), len(chosen), train_examples, examples_per_class)
     return Selection(chosen, train_order.astype(np.int64), np.concatenate(minival_parts).astype(np.int64), size)
+
+
+def _class_name(label: int, class_names: Sequence[str] | None) -> str:
+    return str(class_names[label]) if class_names is not None else f"class {label}"
+
+
+def _name_counts(counts: list[tuple[int, int | None]], class_names: Sequence[str] | None, shown: int = 10) -> str:
+    """'n01440764 (3 examples), n01443537 (1 example) and 5 more' for (label, count) pairs (count None: no count)."""
+    named = ", ".join(
+        _class_name(label, class_names) + ("" if count is None else f" ({count} example{'s' * (count != 1)})")
+        for label, count in counts[:shown]
+    )
+    return named + (f" and {len(counts) - shown:,} more" if len(counts) > shown else "")
+
+
+def _check_classes_present(
+    labels: np.ndarray, chosen: np.ndarray, counts: list[int], classes: int | None, num_classes: int,
+    minival_per_class: int, class_names: Sequence[str] | None,
+) -> None:
+    """Every chosen class has training examples, else a ConfigError naming the empty ones and the fix."""
+    empty = [(int(label), None) for label, count in zip(chosen, counts) if count == 0]
+    if not empty:
+        return
+    present = np.bincount(labels.astype(np.int64), minlength=num_classes)[:num_classes] > 0
+    in_order = present[chosen_classes(num_classes, num_classes)]
+    leading = int(np.argmin(in_order)) if not in_order.all() else num_classes
+    asked = (f"data.classes={classes} (the first {classes} classes of the fixed class order) selects"
+             if classes is not None else f"data.minival_per_class={minival_per_class} holds out examples of every "
+             f"class, but data.classes=None (all {num_classes:,} classes) includes")
+    fix = "prepare the training split from complete data (ImageNet: the whole ILSVRC2012_img_train.tar)"
+    if leading:
+        fix += f", or choose data.classes <= {leading} (the first {leading} of the fixed class order have examples)"
+    raise ConfigError(
+        f"{asked} {len(empty):,} class{'es' * (len(empty) != 1)} without training examples: "
+        f"{_name_counts(empty, class_names)}; the training split has examples of {int(present.sum()):,} of "
+        f"{num_classes:,} classes. A class without examples "
+        + ("cannot be learned, yet would be scored" if classes is not None else "has none to hold out") + f": {fix}"
+    )
 
 
 def _subset_size(available: int, num_classes: int, train_examples: int | None, per_class: int | None) -> int:

@@ -89,6 +89,19 @@ def data_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> str:
     return os.fspath(root) if root is not None else (data_dir or "the tfds default data_dir")
 
 
+def tfds_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """tfds' builder for `name` in `data_dir`, prepared or not (a DataError if tfds does not know the name)."""
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise DataError(
+            f"tfds does not know a dataset named {name!r} ({first_line}). "
+            f"Use a name from `tfds.list_builders()` (e.g. 'imagenet2012', 'imagenette') "
+            f"or an embedded one: {sorted(EMBEDDED_DATASETS)}."
+        ) from e
+
+
 def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     """A prepared tfds builder for `name` in `data_dir` (None = tfds default dir).
 
@@ -98,15 +111,7 @@ def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     if name in EMBEDDED_DATASETS:
         prepare_embedded(name, data_dir)
         return EMBEDDED_DATASETS[name](data_dir=data_dir)
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise DataError(
-            f"tfds does not know a dataset named {name!r} ({first_line}). "
-            f"Use a name from `tfds.list_builders()` (e.g. 'imagenet2012', 'imagenette') "
-            f"or an embedded one: {sorted(EMBEDDED_DATASETS)}."
-        ) from e
+    builder = tfds_builder(name, data_dir)
     if not builder.is_prepared():
         root = data_root(builder, data_dir)
         found = ""
@@ -229,6 +234,11 @@ def _label_feature(builder: tfds.core.DatasetBuilder) -> tfds.features.ClassLabe
     return feature.feature if isinstance(feature, tfds.features.Sequence) else feature
 
 
+def class_names(builder: tfds.core.DatasetBuilder) -> list[str]:
+    """The name of each label (ImageNet: its synset, e.g. 'n01440764'), in label order."""
+    return list(_label_feature(builder).names)
+
+
 def is_multi_label(builder: tfds.core.DatasetBuilder) -> bool:
     """Whether each example has a set of labels (e.g. ImageNet ReaL) rather than one."""
     return isinstance(builder.info.features[feature_keys(builder)[1]], tfds.features.Sequence)
@@ -258,6 +268,45 @@ def read_labels(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
     if len(labels) != n:
         raise DataError(f"Read {len(labels)} labels from {builder.name}/{split}, metadata says {n}.")
     return labels
+
+
+def read_texts(builder: tfds.core.DatasetBuilder, split: str, key: str) -> list[str]:
+    """The text feature `key` (e.g. imagenet2012's 'file_name') of every example of `split`, in file order; images
+    are not decoded (though their records are read)."""
+    if is_random_access(builder):
+        source = builder.as_data_source(split, decoders=_skip_all_but(builder, key))
+        texts = []
+        for start in range(0, len(source), _CHUNK):
+            records = source.__getitems__(list(range(start, min(start + _CHUNK, len(source)))))
+            texts += [record[key] for record in records]
+    else:
+        ds = _tf_records(builder, split, tfds.decode.PartialDecoding({key: True})).map(lambda ex: ex[key])
+        texts = list(ds.as_numpy_iterator())
+    return [text.decode() if isinstance(text, bytes) else str(text) for text in texts]
+
+
+def image_sizes(builder: tfds.core.DatasetBuilder, split: str, count: int) -> list[tuple[int, int]]:
+    """(height, width) of up to `count` stored images of `split`, spread over it (array_record) or its first ones
+    (tfrecord), read from their encoded headers without decoding the pixels."""
+    import io
+
+    from PIL import Image
+
+    image_key, _ = feature_keys(builder)
+    decoders = _skip_all_but(builder, image_key) | {image_key: tfds.decode.SkipDecoding()}
+    size = _split_size(builder, split)
+    if is_random_access(builder):
+        wanted = np.unique(np.linspace(0, size - 1, min(count, size)).astype(np.int64)) if size else []
+        source = builder.as_data_source(split, decoders=decoders)
+        encoded = [record[image_key] for record in source.__getitems__([int(i) for i in wanted])]
+    else:
+        ds = _tf_records(builder, split, decoders).map(lambda ex: ex[image_key]).take(count)
+        encoded = list(ds.as_numpy_iterator())
+    sizes = []
+    for data in encoded:
+        with Image.open(io.BytesIO(data)) as image:
+            sizes.append((image.height, image.width))
+    return sizes
 
 
 def encoded_images(

@@ -22,7 +22,7 @@ from scaling.data.augment import Augment, augment_images, mixup
 from scaling.program import sharding
 
 TrainState = dict[str, Any]  # {"params": nnx.State, "rest": nnx.State (batch stats), "opt_state": optax state}
-Norm = dict[str, jax.Array]  # {"mean": [C], "std": [C]} in [0, 1] pixel units
+Norm = dict[str, jax.Array]  # {"mean": [C], "std": [C]} in [0, 1] pixel units (scaling.data.pipeline.normalization)
 LossFn = Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]]
 
 
@@ -59,12 +59,6 @@ class StepInputs:
             lr=jax.ShapeDtypeStruct((members,), jnp.float32),
             rng=jax.ShapeDtypeStruct((members, 2), jnp.int32),
         )
-
-
-def normalization(images: np.ndarray) -> Norm:
-    """Per-channel mean and std (in [0, 1] units) of uint8 images [N, H, W, C]."""
-    pixels = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-    return {"mean": pixels.mean(0).astype(np.float32), "std": np.maximum(pixels.std(0), 1e-3).astype(np.float32)}
 
 
 def preprocess(images: jax.Array, norm: Norm) -> jax.Array:

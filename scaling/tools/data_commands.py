@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 DESCRIBE_EPILOG = """\
+Nothing is decoded or written but the labels (cached once). Each cache line gives a uint8 cache the run will
+read, rows x image shape = bytes, whether it is new, partly or fully built, and its folder under the cache dir
+(data.cache_dir, default DATA_DIR/scaling_cache/): the training subset (data.pipeline=cache; streaming with
+data.normalization=estimate, its first 10,000 images), the evaluation split restricted to the chosen classes,
+minival and each data.extra_eval set, one per resolution, crop and class subset (nested training subsets
+share one). E.g. the 50,000 ImageNet validation images at 224 px with crop 0.875 take 7.5 GB.
+
 examples:
   scaling data describe --config configs/resnet.py --config.data.train_examples=1000
   scaling data describe --config configs/resnet.py --config.data.name=imagenet2012 \\
       --config.data.classes=100 --config.data.examples_per_class=100 --config.data.minival_per_class=10
+  scaling data describe --config configs/history/resnet50.py:cheap --config.data.data_dir ~/tensorflow_datasets
 """
 
 
@@ -22,17 +29,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     prepare = commands.add_parser(
         "prepare", help="build a tfds dataset into a data_dir (ImageNet: from the manually downloaded tars)",
         description="Runs tfds' build for NAME. imagenet2012, imagenet2012_subset and imagenet2012_real need "
-        "ILSVRC2012_img_train.tar / ILSVRC2012_img_val.tar in DATA_DIR/downloads/manual/ first; the other "
-        "datasets are downloaded by tfds (network needed once).",
+        "ILSVRC2012_img_train.tar / ILSVRC2012_img_val.tar in DATA_DIR/downloads/manual/ first (the validation tar's "
+        "names must run unbroken from ILSVRC2012_val_00000001.JPEG: tfds labels them by position); the other "
+        "datasets are downloaded by tfds (network needed once). Ends with a summary of what was built.",
     )
     prepare.add_argument("name", help="tfds name, e.g. imagenet2012, imagenet_resized/64x64, imagenette, digits")
     prepare.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"),
                          help="tfds data_dir (default ~/tensorflow_datasets)")
     prepare.add_argument("--file-format", choices=("array_record", "tfrecord"), default="array_record",
                          help="array_record (default) allows random access: subsets and the streaming path")
+    prepare.add_argument("--verbose", action="store_true", help="show tfds' progress bars and logs while it builds")
     prepare.set_defaults(handler=_prepare)
     describe = commands.add_parser(
-        "describe", help="print the classes, subset, minival and evaluation sizes a config will use",
+        "describe", help="print the classes, subset, minival and evaluation sizes a config will use, and the "
+        "caches (and their sizes on disk) it will create",
         epilog=DESCRIBE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     describe.add_argument("--config", required=True, metavar="FILE[:ARG]", help="config file and its argument")
@@ -40,48 +50,38 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    import tensorflow_datasets as tfds
+    import sys
 
-    from scaling.data.catalog import CATALOG, base_name, how_to_prepare
-    from scaling.data.source import EMBEDDED_DATASETS, dataset_facts, prepare_embedded
-    from scaling.errors import DataError
+    from scaling.data.preparation import prepare, quiet, summary
 
-    if args.name in EMBEDDED_DATASETS:
-        prepare_embedded(args.name, args.data_dir, args.file_format)
-    else:
-        entry = CATALOG.get(base_name(args.name))
-        manual_dir = Path(args.data_dir) / "downloads" / "manual"
-        missing = [name for name in (entry.manual_files if entry else ()) if not (manual_dir / name).exists()]
-        if missing:
-            raise DataError(f"missing {', '.join(missing)} in {manual_dir}. {how_to_prepare(args.name, args.data_dir)}")
-        builder = tfds.builder(args.name, data_dir=args.data_dir)
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)), file_format=args.file_format
-        )
-    facts = dataset_facts(args.name, args.data_dir)
-    splits = ", ".join(f"{split} {size:,}" for split, size in facts.split_sizes.items())
-    print(f"{args.name} is prepared in {args.data_dir}: {facts.num_classes} classes; {splits}")
+    with quiet(args.verbose):
+        prepared = prepare(args.name, args.data_dir, args.file_format)
+        lines, warnings = summary(prepared, args.data_dir)
+    print(f"{args.name} is prepared:")
+    width = max(len(name) for name, _ in lines)
+    for name, value in lines:
+        print(f"  {name:<{width}}  {value}")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 def _describe(args: argparse.Namespace) -> int:
     from scaling.config.loading import load_config
-    from scaling.data.cache import cache_directory, rows_filled, split_labels
-    from scaling.data.catalog import eval_split
-    from scaling.data.pipeline import cache_root
-    from scaling.data.source import open_builder
+    from scaling.data.cache import cache_bytes, describe_size, format_bytes, rows_filled
+    from scaling.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, NORM_ROWS, cache_root, normalization_kind, run_caches
+    from scaling.data.preparation import prepared_validation
     from scaling.plan import plan_run
 
     config = load_config(args.config, args.overrides)
     plan = plan_run(config)
-    data, selection = config.data, plan.selection
-    builder = open_builder(data.name, data.data_dir)
+    data, selection, builder = config.data, plan.selection, plan.builder
     root = cache_root(data, builder)
-    split = eval_split(data, plan.facts)
-    evaluated = len(selection.eval_indices(split_labels(builder, split, root)))
+    caches = run_caches(config, builder, plan.facts, selection)
+    evaluation = next(use for use in caches if use.name == "eval")
     total_classes = builder.info.features[builder.info.supervised_keys[1]].num_classes
-    cache = cache_directory(builder, data.train_split, selection.train_order, data.resolution, 1.0, root)
-    rows = rows_filled(cache)
+    norm = normalization_kind(data)
+    validation = prepared_validation(builder)  # ImageNet: are the validation labels right (names unbroken)?
     lines = [
         ("dataset", f"{builder.info.full_name} in {data.data_dir or 'the tfds default data_dir'}"),
         ("classes", f"{selection.num_classes} of {total_classes}"
@@ -91,11 +91,15 @@ def _describe(args: argparse.Namespace) -> int:
         ("training subset", f"{selection.train_examples:,} examples (a prefix of the nested class-balanced order)"),
         ("minival", f"{len(selection.minival):,} examples held out of {data.train_split!r}"
                     f" ({data.minival_per_class} per class)"),
-        ("evaluation", f"{evaluated:,} examples of split {split!r} (central crop {data.eval_crop_fraction:g})"),
-        ("images", f"{'x'.join(map(str, plan.facts.image_shape))} uint8"),
+        ("evaluation", f"{evaluation.rows:,} examples of split {evaluation.split!r}"
+                       f" (central crop {data.eval_crop_fraction:g})"),
+        *([("validation", validation.describe())] if validation else []),
+        ("images", f"{'x'.join(map(str, plan.facts.image_shape))} uint8"
+                   + ("" if data.resolution else " (the stored size)")),
+        ("normalization", f"ImageNet's mean {IMAGENET_MEAN} and std {IMAGENET_STD}" if norm == "imagenet"
+                          else f"estimated from {min(NORM_ROWS, selection.train_examples):,} training images"),
         ("pipeline", data.pipeline + (" (decode and crop on the host every step)" if data.pipeline == "stream"
                                       else " (uint8 cache, augmentation on the device)")),
-        ("cache", f"{cache} ({rows:,} training rows cached)"),
         ("augmentation", ", ".join(f"{key}={value}" for key, value in data.augment.items())),
         ("training", f"{plan.num_steps:,} steps of {plan.batch_size} = "
                      f"{plan.num_steps * plan.batch_size / selection.train_examples:.2f} epochs of the subset"),
@@ -103,5 +107,16 @@ def _describe(args: argparse.Namespace) -> int:
     width = max(len(name) for name, _ in lines)
     for name, value in lines:
         print(f"{name:<{width}}  {value}")
+    rows, new_bytes = [], 0  # the uint8 caches the run will read: what they hold and what is still to write
+    for use in caches:
+        filled = rows_filled(use.directory)
+        new_bytes += cache_bytes(max(use.rows - filled, 0), use.image_shape)
+        state = "new" if not filled else "built" if filled >= use.rows else f"{filled:,} rows built"
+        rows.append((use.name, describe_size(use.rows, use.image_shape), state, str(use.directory.relative_to(root))))
+    print(f"caches in {root}" + ("" if data.cache_dir else " (the default; data.cache_dir moves or shares them)")
+          + f": {format_bytes(new_bytes)} to write, {format_bytes(sum(use.size for use in caches))} in all")
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  " + "  ".join(f"{value:<{size}}" for value, size in zip(row, [*widths, 0])).rstrip())
     return 0
 

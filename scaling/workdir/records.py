@@ -25,6 +25,7 @@ class RunResult:
     dataset: str | None = None
     num_classes: int | None = None
     train_examples: int | None = None
+    eval_examples: int | None = None  # of the evaluation split in the run's classes (sets the error's resolution)
     resolution: int | None = None
     batch_size: int | None = None
     num_steps: int | None = None
