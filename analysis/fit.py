@@ -133,6 +133,8 @@ def prepare(law: Law, x: Sequence[np.ndarray] | np.ndarray, y: np.ndarray, *, we
     y = positive_values(y, f"y column {y_name!r}", labels)
     if any(len(values) != len(y) for values in xs):
         raise AnalysisError(f"x and y have different lengths ({[len(v) for v in xs]} vs {len(y)})")
+    if not len(y):
+        raise AnalysisError(f"{law.name} has no points to fit: add runs, or check which rows were dropped above")
     for values, name in zip(xs, names):
         if np.unique(values).size < 2:
             raise AnalysisError(f"x column {name!r} has a single value ({values[0]:g}); {law.name} needs it to "

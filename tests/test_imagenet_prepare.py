@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow_datasets as tfds
 from ilsvrc import synsets, validation_synsets, write_ilsvrc_tars
@@ -153,3 +154,34 @@ def test_subset_offline_fails_fast_saying_which_file_to_put_where(tmp_path, monk
     start = time.monotonic()
     assert not preparation._reachable("scaling-tests.invalid")  # a name that never resolves: false, in seconds
     assert time.monotonic() - start < 5
+
+
+def test_a_class_count_sweep_on_prepared_tars_runs_collects_and_reports_per_class_count(tmp_path):
+    """The path a user takes: prepare, sweep data.classes, collect the table, report one set of laws per count."""
+    data_dir, validation = tmp_path / "data", 400
+    train_synsets = write_ilsvrc_tars(data_dir / "downloads" / "manual", classes=6, val_count=validation)
+    assert run_cli("data", "prepare", "imagenet2012", "--data-dir", str(data_dir))[0] == 0
+    sweep_file = tmp_path / "classes.py"
+    sweep_file.write_text(
+        "from scaling.sweep import sweep\n"
+        "CONFIG = 'configs/resnet.py:width=4,depth=10'\n"
+        f"OVERRIDES = {{'data.name': 'imagenet2012', 'data.data_dir': {str(data_dir)!r}, 'data.resolution': 16,\n"
+        "             'train.epochs': None, 'train.steps': 3, 'train.batch_size': 8, 'train.eval_batch_size': 8,\n"
+        "             'train.eval_every_steps': 1, 'train.log_every_steps': 1}\n"
+        "def get_grid():\n"
+        "    return sweep('data.classes', [4, 6])\n"
+    )
+    root = tmp_path / "runs"
+    assert run_cli("sweep", "run", str(sweep_file), "--root", str(root), "--wandb", "disabled")[0] == 0
+    assert run_cli("sweep", "results", "--root", str(root))[0] == 0
+    table = pd.read_csv(root / "results.csv")
+    truth = validation_synsets()[:validation]  # tfds' own label list: which validation images show each class
+    for classes in (4, 6):
+        rows = table[table["num_classes"] == classes]
+        assert len(rows) == 3 and set(rows["status"]) == {"completed"}  # one row per evaluation (steps 1-3)
+        assert set(rows["eval_examples"]) == {sum(synset in train_synsets[:classes] for synset in truth)}
+    code, out, _ = run_cli("report", str(root / "results.csv"), "--out", str(root / "report"))
+    assert code == 0 and "one report per class count" in out
+    for classes in (4, 6):
+        record = json.loads((root / "report" / f"classes-{classes}" / "report.json").read_text())
+        assert record["rows"] == 3
