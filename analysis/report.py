@@ -49,12 +49,7 @@ def write_report(record: dict[str, Any], figures: dict[str, list[Path]], out_dir
         parts.append("<h2>Compute-optimal frontier</h2>" + _frontiers(record))
     if record["backtest"]:
         parts.append("<h2>Backtest</h2>" + _backtest(record["backtest"], record["y"]))
-    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Scaling-law report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
-    path = Path(out_dir) / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
-    return path
+    return _write_page(Path(out_dir), "Scaling-law report", parts)
 
 
 def write_index(summary: dict[str, Any], out_dir: Path) -> Path:
@@ -79,9 +74,14 @@ def write_index(summary: dict[str, Any], out_dir: Path) -> Path:
     if summary["rows_without_value"]:
         parts.append(f"<p class='warnings'>{summary['rows_without_value']} rows have no {_e(summary['by'])} "
                      "and are in no report.</p>")
-    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Scaling-law reports</title>"
+    return _write_page(Path(out_dir), "Scaling-law reports", parts)
+
+
+def _write_page(out_dir: Path, title: str, parts: list[str]) -> Path:
+    """Write out_dir/report.html: the house style around `parts`; return its path."""
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
-    path = Path(out_dir) / "report.html"
+    path = out_dir / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
     return path
