@@ -172,7 +172,8 @@ def test_a_class_count_sweep_on_prepared_tars_runs_collects_and_reports_per_clas
         "    return sweep('data.classes', [4, 6])\n"
     )
     root = tmp_path / "runs"
-    assert run_cli("sweep", "run", str(sweep_file), "--root", str(root), "--wandb", "disabled")[0] == 0
+    run = ("sweep", "run", str(sweep_file), "--root", str(root), "--wandb", "disabled", "--parallel", "2")
+    assert run_cli(*run)[0] == 0
     assert run_cli("sweep", "results", "--root", str(root))[0] == 0
     table = pd.read_csv(root / "results.csv")
     truth = validation_synsets()[:validation]  # tfds' own label list: which validation images show each class

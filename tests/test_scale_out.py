@@ -68,7 +68,6 @@ def test_tensor_axis_without_rules_and_indivisible_heads_are_config_errors(digit
 @pytest.mark.parametrize("family, meshes", [
     ("vit", ["mesh.data=2,mesh.fsdp=4", "mesh.data=2,mesh.fsdp=2,mesh.tensor=2"]),
     ("resnet", ["mesh.data=1,mesh.fsdp=8"]),
-    ("convnext", ["mesh.data=2,mesh.fsdp=2,mesh.tensor=2"]),
 ])
 def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(family, meshes, digits_data_dir, tmp_path):
     """Same global batch on one device and on FSDP / tensor-parallel meshes of 8 (sgd: Adam magnifies round-off)."""
