@@ -48,7 +48,10 @@ def default_cutoff(compute: np.ndarray, holdout: float = DEFAULT_HOLDOUT) -> flo
 def backtest(requests: Sequence[FitRequest], frame: pd.DataFrame, *, cutoff: float | None = None) -> Backtest:
     """Fit every request below `cutoff` (default: `default_cutoff` of the table) and score it above."""
     column = _compute_column(requests, frame)
-    cutoff = default_cutoff(positive_column(frame, column)) if cutoff is None else float(cutoff)
+    if cutoff is None:
+        cutoff = default_cutoff(positive_column(frame, column))
+    else:
+        cutoff = _checked_cutoff(frame, column, cutoff)
     rows = [_score(request, frame, column, cutoff) for request in requests]
     order = sorted((row for row in rows if np.isfinite(row.rmse_log)), key=lambda row: row.rmse_log)
     ranks = {id(row): rank for rank, row in enumerate(order, start=1)}
@@ -58,6 +61,18 @@ def backtest(requests: Sequence[FitRequest], frame: pd.DataFrame, *, cutoff: flo
     warnings = (f"backtest: the laws were scored on different point sets ({', '.join(sets)}); compare ranks "
                 "within a point set",) if len(sets) > 1 else ()
     return Backtest(cutoff=cutoff, column=column, rows=tuple(rows), warnings=warnings)
+
+
+def _checked_cutoff(frame: pd.DataFrame, column: str, cutoff: float) -> float:
+    """`cutoff`, refused where it lies below every row of the table (no law would have a point to fit)."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and cutoff < values.min():
+        raise AnalysisError(
+            f"--cutoff {cutoff:.3g} lies below every {column} in the table (smallest {values.min():.3g}, largest "
+            f"{values.max():.3g}), so no law has a point to fit; choose a cut-off between them, e.g. "
+            f"{default_cutoff(values):.3g} (the default: the top quarter of the log-{column} range held out)")
+    return float(cutoff)
 
 
 def _compute_column(requests: Sequence[FitRequest], frame: pd.DataFrame) -> str:

@@ -38,8 +38,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _table_and_law_options(fit, default_laws="all six")
     _cutoff_option(fit)
-    fit.add_argument("--json", type=Path, default=Path("fit.json"), metavar="FILE",
-                     help="write the parameters, intervals and backtest as JSON here (default fit.json)")
+    fit.add_argument("--json", type=Path, metavar="FILE",
+                     help="also write the parameters, intervals and backtest as JSON here (default: none)")
     fit.set_defaults(handler=run_fit)
 
     plot = subparsers.add_parser(

@@ -7,6 +7,7 @@ import argparse
 import functools
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +25,8 @@ FIGURE_LAWS = ("saturating", "chinchilla")
 
 
 def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn bad input into `error: ...` on stderr and exit status 2."""
+    """Turn bad input, and a file that cannot be written (a full disk, say), into `error: ...` on stderr and exit
+    status 2."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
@@ -33,13 +35,18 @@ def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
         except AnalysisError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        except OSError as error:
+            place = f" ({error.filename})" if error.filename else ""
+            print(f"error: {error.strerror or error}{place}; check the path, its permissions and the free disk space",
+                  file=sys.stderr)
+            return 2
 
     return run
 
 
 @guarded
 def run_fit(args: argparse.Namespace) -> int:
-    """`fit`: print each law's parameters with intervals and the backtest; write them as JSON."""
+    """`fit`: print each law's parameters with intervals and the backtest; write them as JSON if --json is given."""
     from analysis.backtest import backtest
     from analysis.request import fit_request
     from analysis.summary import backtest_record, format_backtest, format_law, law_record
@@ -52,20 +59,21 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     for warning in results.warnings:
         print(f"warning: {warning}")
+    tested = backtest_record(backtest(requests, frame, cutoff=args.cutoff))  # first: a bad --cutoff fails at once
     records = []
     for request in requests:
         fitted = fit_request(request, frame, resamples=args.bootstrap, by_run=args.resample == "runs",
                              seed=args.seed, confidence=args.confidence)
         records.append(law_record(fitted))
         print(f"\n{format_law(records[-1])}")
-    tested = backtest_record(backtest(requests, frame, cutoff=args.cutoff))
     print(f"\n{format_backtest(tested, args.y)}")
     payload = {"table": results.source, "y": args.y, "rows": len(frame), "dropped_rows": results.dropped,
                "where": list(results.where), "unselected_rows": results.unselected,
                "zero_errors": results.zero_errors.record() if results.zero_errors else None,
                "laws": records, "backtest": tested}
-    write_json(args.json, payload)
-    print(f"\nwrote {args.json}")
+    if args.json:
+        write_json(args.json, payload)
+        print(f"\nwrote {args.json}")
     return 0
 
 
@@ -163,10 +171,13 @@ def _results(args: argparse.Namespace) -> Results:
     from analysis.table.contract import parse_mapping
     from analysis.table.load import load_results
     from analysis.table.rows import parse_where
+    from analysis.validate import check_fractions
 
     _check_options(args)
     conditions = parse_where(args.where)
-    return load_results(args.table, parse_mapping(args.columns)).select(conditions)
+    results = load_results(args.table, parse_mapping(args.columns)).select(conditions)
+    check_fractions(results.frame, args.y)
+    return results
 
 
 def _prepared(results: Results, args: argparse.Namespace) -> Results:
@@ -246,6 +257,25 @@ def _check_options(args: argparse.Namespace) -> None:
         raise AnalysisError(f"--starts must be at least 1, got {args.starts}")
     if args.eval_examples is not None and args.eval_examples < 1:
         raise AnalysisError(f"--eval-examples must be at least 1, got {args.eval_examples}")
+    if getattr(args, "json", None):
+        check_writable(args.json, "--json", folder=False)
+    if getattr(args, "out", None):
+        check_writable(args.out, "--out", folder=True)
+
+
+def check_writable(path: Path, option: str, *, folder: bool) -> None:
+    """Refuse, before any work, an output path that cannot be written: under a file, a folder given for a file (or
+    the reverse), or in a place this user may not write."""
+    if path.exists() and path.is_dir() != folder:
+        raise AnalysisError(f"{option} {path} is a {'file' if folder else 'folder'}; give the path of a "
+                            f"{'folder' if folder else 'file'} to write")
+    target = next(place for place in (path, *path.parents) if place.exists())
+    if not target.is_dir() and target != path:
+        raise AnalysisError(f"{option} {path} cannot be written: {target} is a file, not a folder; choose another "
+                            "path")
+    if not os.access(target, os.W_OK):
+        raise AnalysisError(f"{option} {path} cannot be written: {target} is read-only for this user; choose "
+                            "another path")
 
 
 def _bounds(items: Sequence[str]) -> dict[str, dict[str, tuple[float, float]]]:

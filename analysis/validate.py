@@ -29,6 +29,26 @@ def positive_values(values: np.ndarray, name: str, labels: Sequence | None = Non
     return values
 
 
+def check_fractions(frame: pd.DataFrame, column: str) -> None:
+    """Refuse an error column (a name with `error` in it: top1_error, top5_error, minival_error) with finite values
+    above 1, naming how many and one of those rows (non-finite and negative values are `positive_column`'s)."""
+    if "error" not in column or column not in frame.columns:
+        return
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    outside = np.isfinite(values) & (values > 1)
+    if not outside.any():
+        return
+    first = int(np.flatnonzero(outside)[0])
+    keys = [key for key in ("run_id", "step") if key in frame.columns] + [column]
+    example = ", ".join(f"{key}={frame[key].iloc[first]}" for key in keys)
+    finite = values[np.isfinite(values)]
+    in_percent = finite.min() >= 0 and finite.max() <= 100 and np.median(finite) > 1
+    percent = " (they look like percentages: divide the column by 100)" if in_percent else ""
+    raise AnalysisError(
+        f"column {column!r} holds error rates, fractions in [0, 1], but {int(outside.sum())} of its rows exceed 1 "
+        f"(e.g. {example}){percent}; fix the table, or leave those rows out with --where '{column}<=1'")
+
+
 def enough_points(num_points: int, num_params: int, what: str) -> None:
     """Refuse a fit with no more points than parameters."""
     if num_points <= num_params:

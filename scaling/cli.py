@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+from pathlib import Path
 
 from analysis.cli import add_commands as add_analysis_commands
-from analysis.table.contract import Status
-from scaling.errors import CheckpointError, ConfigError, DataError
+from analysis.table.contract import RESULT_FILE, Status
+from scaling.errors import PREEMPTED_EXIT, USAGE_EXIT, BusyError, CheckpointError, ConfigError, DataError, RecordError
 from scaling.sweep.commands import add_commands as add_sweep_commands
 from scaling.tools.bench import add_commands as add_bench_commands
 from scaling.tools.data_commands import add_commands as add_data_commands
@@ -50,13 +52,13 @@ per device, FLOPs per step and each parameter group's layout, e.g.
   scaling train --dry-run --config configs/model.py:variant=vit-b/16 --config.data.name=imagenet2012 \\
       --config.data.resolution=224 --config.mesh.fsdp=8 --config.train.batch_size=256
 """
-PREEMPTED_EXIT = 3
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `scaling` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow only decodes images here
+    logging.getLogger("absl").setLevel(logging.CRITICAL)  # orbax and tfds report errors by raising them to us
     parser = argparse.ArgumentParser(
         prog="scaling", description="JAX scaling-law research suite for ImageNet: train Flax models of any size."
     )
@@ -93,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.handler(args)
-    except (ConfigError, DataError, CheckpointError) as error:
+    except (ConfigError, DataError, CheckpointError, BusyError, RecordError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return USAGE_EXIT
 
 
 def _config_overrides(extra: list[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -114,6 +116,7 @@ def _train(args: argparse.Namespace) -> int:
     from scaling.config.loading import load_config
     from scaling.runtime.distributed import initialize
     from scaling.train import train_and_evaluate
+    from scaling.workdir.records import TRACEBACK_FILE
 
     initialize(args.coordinator, args.num_processes, args.process_id)
     config = load_config(args.config, args.overrides)
@@ -126,7 +129,14 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("scaling train needs --workdir DIR (or --dry-run)")
     if args.wandb:
         config.wandb.mode = args.wandb
-    result = train_and_evaluate(config, args.workdir)
+    try:
+        result = train_and_evaluate(config, args.workdir)
+    except (ConfigError, DataError, CheckpointError, BusyError, RecordError):
+        raise
+    except Exception as error:  # recorded in result.json; a machine fault (e.g. disk full) is one line, not pages
+        print(f"error: run failed: {type(error).__name__}: {error} (recorded in {Path(args.workdir) / RESULT_FILE}; "
+              f"traceback in {Path(args.workdir) / TRACEBACK_FILE})", file=sys.stderr)
+        return 1
     if result.status != Status.COMPLETED:
         print(f"error: run {result.status}: {result.error}", file=sys.stderr)
         return PREEMPTED_EXIT if result.status == Status.PREEMPTED else 1

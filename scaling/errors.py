@@ -1,4 +1,7 @@
-"""Errors the suite raises for bad input, each naming the problem and the fix."""
+"""Errors the suite raises for bad input, each naming the problem and the fix, and the exit statuses."""
+
+USAGE_EXIT = 2  # bad input or a damaged file, said in one `error:` line before anything ran
+PREEMPTED_EXIT = 3  # stopped by SIGTERM after checkpointing; the same command resumes
 
 
 class ConfigError(ValueError):
@@ -11,3 +14,11 @@ class DataError(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be read; the message says which one and how to recover."""
+
+
+class BusyError(RuntimeError):
+    """Another process holds the lock of a workdir or sweep root; the message names it (PID and host)."""
+
+
+class RecordError(RuntimeError):
+    """A run's record (result.json, config.json, metrics.jsonl) is damaged; the message names the file and the fix."""

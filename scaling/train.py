@@ -14,7 +14,9 @@ checkpoint of the bad state is written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +26,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from analysis.table.contract import Status
+from analysis.table.contract import FINAL_STATUSES, Status
 from scaling.config.loading import to_json_dict
 from scaling.data.pipeline import EvalSet, open_run_data
-from scaling.errors import CheckpointError, ConfigError, DataError
-from scaling.plan import plan_run
+from scaling.errors import CheckpointError, ConfigError, DataError, RecordError
+from scaling.plan import RunPlan, plan_run
 from scaling.program import sharding
 from scaling.program.build import Program, build_program
 from scaling.program.evaluation import evaluate
@@ -39,8 +41,9 @@ from scaling.runtime.devices import model_flops_utilization, peak_flops_per_seco
 from scaling.runtime.preemption import PreemptionWatch
 from scaling.runtime.progress import ProgressLine
 from scaling.workdir import checkpoint
-from scaling.workdir.recorder import RunRecorder, record_failure, writes_records
-from scaling.workdir.records import RunResult, check_config, read_result, write_config
+from scaling.workdir.recorder import RunRecorder, background_errors_to, record_failure, writes_records
+from scaling.workdir.records import RESULT_FIELDS, RunResult, check_config, claim_workdir, read_result, write_config
+from scaling.workdir.tracking import check_wandb_credentials
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> RunResult:
@@ -56,37 +59,68 @@ def train_packed(configs: list[ml_collections.ConfigDict], workdirs: list[str | 
     """Train runs that share shapes and step counts together in one vmapped program.
 
     Each run keeps its own workdir, checkpoints, metrics and result, exactly as if trained alone
-    (seeds, learning rates and subset sizes may differ; see scaling.program.packing).
+    (seeds, learning rates and subset sizes may differ; see scaling.program.packing). A workdir has one
+    writer at a time (its lock, held by process 0); a run already completed or diverged is not trained again.
     """
     started = time.monotonic()
     workdirs = [Path(workdir) for workdir in workdirs]
-    plans, results = [], []
-    for config, workdir in zip(configs, workdirs, strict=True):
-        workdir.mkdir(parents=True, exist_ok=True)
-        results.append(RunResult(status=Status.RUNNING, family=config.model.name, pack_size=len(configs)))
-        try:
-            plans.append(plan_run(config))
-        except (ConfigError, DataError) as error:
-            if read_result(workdir) is None:
-                record_failure(workdir, results[-1], started, error)
-            raise
-    check_packable(configs, [(plan.num_steps, plan.branch_step) for plan in plans])
-    for config, workdir in zip(configs, workdirs):  # every process checks: all stop on a different config
-        (write_config if writes_records() else check_config)(workdir, to_json_dict(config))
+    with contextlib.ExitStack() as locks:
+        for workdir in workdirs:
+            locks.enter_context(claim_workdir(workdir, lock=writes_records()))
+        earlier = [_earlier_result(workdir) for workdir in workdirs]
+        plans, results = [], []
+        for config, workdir, before in zip(configs, workdirs, earlier, strict=True):
+            results.append(RunResult(status=Status.RUNNING, family=config.model.name, pack_size=len(configs),
+                                     attempts=before.get("attempts", 1) + 1 if before else 1))
+            try:
+                check_wandb_credentials(config.wandb.mode)  # before any data is read
+                plans.append(plan_run(config))
+            except (ConfigError, DataError) as error:
+                if before is None:
+                    record_failure(workdir, results[-1], started, error)
+                raise
+        check_packable(configs, [(plan.num_steps, plan.branch_step) for plan in plans])
+        for config, workdir in zip(configs, workdirs):  # every process checks: all stop on a different config
+            (write_config if writes_records() else check_config)(workdir, to_json_dict(config))
+        final = [i for i, before in enumerate(earlier) if before and before["status"] in FINAL_STATUSES]
+        for i in final:
+            print(f"{workdirs[i]}: already {earlier[i]['status']} at step {earlier[i].get('step')} "
+                  "(result.json); nothing to do", file=sys.stderr)
+            results[i] = RunResult(**{key: value for key, value in earlier[i].items() if key in RESULT_FIELDS})
+        members = [i for i in range(len(configs)) if i not in final]
+        if members:
+            since = [started - (earlier[i] or {}).get("wall_seconds", 0.0) for i in members]
+            _train([configs[i] for i in members], [workdirs[i] for i in members], [plans[i] for i in members],
+                   [results[i] for i in members], since)
+    return results
+
+
+def _train(configs: list[ml_collections.ConfigDict], workdirs: list[Path], plans: list[RunPlan],
+           results: list[RunResult], since: list[float]) -> None:
+    """Train the pack, recording each run's outcome in its result (`since`: each run's start, its earlier
+    attempts' wall time included)."""
     try:
         with persistent_compilation_cache(configs[0].train.compilation_cache_dir) as cache_counts, \
-                PreemptionWatch() as preemption:
-            runs = [RunRecorder(*member) for member in zip(configs, workdirs, plans, results)]
+                PreemptionWatch() as preemption, background_errors_to(workdirs[0]):
+            runs = [RunRecorder(*member) for member in zip(configs, workdirs, plans, results, since)]
             pack = Pack.open(runs)
             step = _loop(pack, preemption)
             pack.complete(step)
             for run in runs:
-                run.finish(started, cache_counts())
+                run.finish(cache_counts())
     except BaseException as error:
-        for workdir, result in zip(workdirs, results):
-            record_failure(workdir, result, started, error)
+        for workdir, result, start in zip(workdirs, results, since):
+            record_failure(workdir, result, start, error)
         raise
-    return results
+
+
+def _earlier_result(workdir: Path) -> dict[str, Any] | None:
+    """The result.json of the workdir's earlier attempts; None (with a warning) when it is damaged."""
+    try:
+        return read_result(workdir)
+    except RecordError as error:
+        print(f"warning: {error}; it is replaced, and attempts and wall time count from this one", file=sys.stderr)
+        return None
 
 
 def _loop(pack: Pack, preemption: PreemptionWatch) -> int:
@@ -186,7 +220,7 @@ class Pack:
             run.result.eval_examples = len(member.eval_sets["eval"].targets)
             run.result.device_kind, run.result.num_devices = jax.devices()[0].device_kind, program.mesh.devices.size
             run.result.step = start_step
-            run.open_trackers(start_step)
+            run.start(start_step)
         pack.progress.message(pack.describe())
         return pack
 

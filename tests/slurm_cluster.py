@@ -3,7 +3,8 @@
 Installs the Debian packages it lacks, runs munged, a private MariaDB, slurmdbd, slurmctld and slurmd
 by hand (no systemd) with all their state, logs and sockets in one folder, and stops them by PID.
 Slurm clients (and so submitit) find it through /etc/slurm/slurm.conf, restored afterwards.
-Whatever cannot be installed or started skips the tests, with what failed as the reason.
+Whatever cannot be installed or started skips the tests, with what failed as the reason; with
+SCALING_REQUIRE_SLURM=1 (as in CI, .ci/run) it fails them instead, so that they cannot silently not run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -27,13 +29,14 @@ PACKAGES = {  # program: the Debian package that provides it
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# written by tests/slurm_cluster.py; removed when its tests end\n"
 START_TIMEOUT_S = 30.0
+REQUIRE = "SCALING_REQUIRE_SLURM"  # set to 1: a cluster that cannot start fails the tests instead of skipping them
 
 
 @contextlib.contextmanager
 def slurm_cluster(folder: Path) -> Iterator[None]:
     """Run a one-node cluster of this machine's CPUs (default partition `debug`) until the block ends."""
     if os.geteuid() != 0:
-        pytest.skip("the Slurm test cluster needs root (slurmd runs jobs as any user)")
+        _unavailable("the Slurm test cluster needs root (slurmd runs jobs as any user)")
     programs = _install()
     node = _node_line(_checked([programs["slurmd"], "-C"]))
     ports = dict(zip(("slurmctld", "slurmd", "slurmdbd", "mariadb"), _free_ports(4)))
@@ -82,10 +85,10 @@ def _install() -> dict[str, str]:
     missing = sorted({package for program, package in PACKAGES.items() if not _which(program)})
     if missing:
         if not shutil.which("apt-get"):
-            pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing) and there is no apt-get to install it")
+            _unavailable(f"Slurm is not installed ({', '.join(missing)} missing) and there is no apt-get to install it")
         error = _apt_install(missing)
         if error:
-            pytest.skip(f"apt-get cannot install {' '.join(missing)}: {error}")
+            _unavailable(f"apt-get cannot install {' '.join(missing)}: {error}")
     return {program: _which(program) for program in PACKAGES}
 
 
@@ -102,15 +105,22 @@ def _apt_install(packages: list[str]) -> str | None:
     return (done.stderr.strip() or done.stdout.strip())[-1000:]
 
 
+def _unavailable(reason: str) -> NoReturn:
+    """Skip the tests for `reason`, or fail them where the environment requires the cluster."""
+    if os.environ.get(REQUIRE) == "1":
+        pytest.fail(f"{reason} ({REQUIRE}=1 requires the Slurm tests to run)", pytrace=False)
+    pytest.skip(reason)
+
+
 def _which(program: str) -> str | None:
     return shutil.which(program, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
 
 
 def _checked(command: list[str]) -> str:
-    """The output of a setup command; skip the tests if it fails."""
+    """The output of a setup command; the cluster is `_unavailable` if it fails."""
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"{' '.join(command)} failed with status {done.returncode}: {done.stderr.strip()[-1000:]}")
+        _unavailable(f"{' '.join(command)} failed with status {done.returncode}: {done.stderr.strip()[-1000:]}")
     return done.stdout
 
 
@@ -183,13 +193,13 @@ StorageLoc=slurm_acct_db
 
 
 def _wait(name: str, process: subprocess.Popen, ready: Callable[[], bool], log: Path) -> None:
-    """Return once `ready()`; skip the tests if the daemon exits or is not ready in time."""
+    """Return once `ready()`; the cluster is `_unavailable` if the daemon exits or is not ready in time."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while not ready():
         if process.poll() is not None:
-            pytest.skip(f"{name} exited with status {process.returncode} at start: {_tail(log)}")
+            _unavailable(f"{name} exited with status {process.returncode} at start: {_tail(log)}")
         if time.monotonic() > deadline:
-            pytest.skip(f"{name} was not ready after {START_TIMEOUT_S:.0f} s: {_tail(log)}")
+            _unavailable(f"{name} was not ready after {START_TIMEOUT_S:.0f} s: {_tail(log)}")
         time.sleep(0.1)
 
 

@@ -16,7 +16,7 @@ def test_help_explains_the_train_options(capsys):
         assert option in text
 
 
-def test_train_writes_records_and_rerun_continues_the_same_wandb_run(digits_data_dir, tmp_path, capsys):
+def test_train_writes_records_and_a_rerun_of_the_completed_run_is_a_no_op(digits_data_dir, tmp_path, capsys):
     args = ["train", *tiny_args("resnet", digits_data_dir, "train.steps=10", "train.log_every_steps=5",
                                 "train.eval_every_steps=5"), "--workdir", str(tmp_path), "--wandb", "offline"]
     assert main(args) == 0
@@ -32,9 +32,10 @@ def test_train_writes_records_and_rerun_continues_the_same_wandb_run(digits_data
     run_id = (tmp_path / "wandb_run_id").read_text()
     assert any(path.name.endswith(run_id) for path in (tmp_path / "wandb").iterdir())
 
-    assert main(args) == 0  # already complete: resumes at the end, same wandb run
-    assert (tmp_path / "wandb_run_id").read_text() == run_id
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 5  # only the final eval is added
+    records = {name: (tmp_path / name).read_bytes() for name in ("metrics.jsonl", "result.json", "wandb_run_id")}
+    assert main(args) == 0  # already completed: nothing trained, evaluated or logged again
+    assert "already completed at step 10" in capsys.readouterr().err
+    assert {name: (tmp_path / name).read_bytes() for name in records} == records
 
 
 @pytest.mark.parametrize(

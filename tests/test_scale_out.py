@@ -15,6 +15,7 @@ from scaling.plan import plan_run
 from scaling.program.build import initializer
 from scaling.program.optim import make_optimizer
 from scaling.program.sharding import make_mesh, state_shardings
+from scaling.runtime.preemption import request_stop
 from scaling.train import train_and_evaluate
 from scaling.workdir.records import read_result
 from scaling.workdir.tracking import read_metrics
@@ -81,6 +82,27 @@ def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(family, meshes, d
         assert_same_checkpoints(workdir, tmp_path / "single", rtol=1e-3, atol=5e-5)
 
 
+def test_run_preempted_on_one_mesh_resumes_on_another(digits_data_dir, tmp_path, capsys):
+    """README: "A run may resume on a different mesh". Preempted after step 1 on data=8, resumed on fsdp=8 from
+    that checkpoint (its step-1 line kept, not retrained); its losses are those of a run on data=8 throughout."""
+    common = ["train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1", "mesh.fsdp_min_size=1"]
+    data8 = tiny_config("resnet", digits_data_dir, *common, "mesh.data=8")
+    train_and_evaluate(data8, tmp_path / "whole")
+    request_stop()  # as SIGTERM does: checkpoint and stop after the next step
+    assert train_and_evaluate(data8, tmp_path / "moved").status == "preempted"
+    first_attempt = (tmp_path / "moved" / "metrics.jsonl").read_text()
+    assert [line["step"] for line in read_metrics(tmp_path / "moved")] == [1]
+    capsys.readouterr()
+    fsdp8 = tiny_config("resnet", digits_data_dir, *common, "mesh.data=1", "mesh.fsdp=8")
+    result = train_and_evaluate(fsdp8, tmp_path / "moved")
+    assert result.status == "completed" and result.step == 3
+    assert "resuming at step 1" in capsys.readouterr().err
+    assert (tmp_path / "moved" / "metrics.jsonl").read_text().startswith(first_attempt)
+    assert [line["step"] for line in read_metrics(tmp_path / "moved") if line["kind"] == "train"] == [1, 2, 3]
+    np.testing.assert_allclose(_train_losses(tmp_path / "moved"), _train_losses(tmp_path / "whole"), rtol=2e-5)
+    assert_same_checkpoints(tmp_path / "moved", tmp_path / "whole", rtol=1e-3, atol=5e-5)
+
+
 def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(digits_data_dir, tmp_path):
     common = ["train.steps=4", "train.log_every_steps=1", "optim.lr=3e-3"]
     for dtype in ("float32", "bfloat16"):
@@ -122,6 +144,30 @@ def test_dry_run_prints_memory_flops_and_layout_without_training(digits_data_dir
     mlp_line = next(line for line in out.splitlines() if "mlp_in/kernel" in line)
     assert mlp_line.endswith("(16, 64)           -> (16, 16)           (None, 'fsdp')")  # largest dimension split
     assert not any(tmp_path.iterdir())
+
+
+def test_dry_run_state_per_device_and_flops_per_step_match_a_hand_count(digits_data_dir, capsys):
+    """ViT width 512, one block, MLP 2048, 16 tokens of 2x2x1 patches, 10 classes, global average pooling:
+    parameters 4*1*512 + 512 (patches) + 16*512 (positions) + 12*512^2 + 13*512 (block: q, k, v, out, MLP,
+    their biases, two norms) + 2*512 (norm) + 512*10 + 10 (head); the train state is them three times (adam's
+    mu and nu) in float32 plus adam's int32 count. Under fsdp=8 every array splits 8 ways but the head's
+    10-element bias. Forward multiply-adds per example: 16 tokens x (4*1*512 patches + 4*512^2 projections +
+    2*16*512 attention + 2*512*2048 MLP) + 512*10 head; a train step is 2 FLOPs each, 3 times (forward, backward)."""
+    width, tokens, mlp, batch = 512, 16, 2048, 32
+    params = 4 * width + width + tokens * width + 12 * width**2 + 13 * width + 2 * width + width * 10 + 10
+    state = {1: 3 * 4 * params + 4, 8: 3 * 4 * (params - 10) // 8 + 3 * 4 * 10 + 4}
+    macs = tokens * (4 * width + 4 * width**2 + 2 * tokens * width + 2 * width * mlp) + width * 10
+    config = "configs/vit.py:width=512,depth=1,num_heads=8,patch_size=2,pool=gap"
+    for fsdp, mesh in ((1, ["mesh.data=8"]), (8, ["mesh.data=1", "mesh.fsdp=8"])):
+        args = [f"data.data_dir={digits_data_dir}", f"train.batch_size={batch}", "mesh.fsdp_min_size=1", *mesh]
+        assert main(["train", "--dry-run", "--config", config, *(f"--config.{arg}" for arg in args)]) == 0
+        out = capsys.readouterr().out
+        assert f"{params:,} parameters" in out
+        mib = float(out.split("memory per device: ")[1].split(" MiB train state")[0])
+        assert abs(mib - state[fsdp] / 2**20) <= 0.05, (fsdp, mib)  # printed to 0.1 MiB
+        flops = float(out.split("FLOPs per step: ")[1].split()[0])
+        # XLA counts the matmuls exactly, plus the elementwise work (norms, GELU, softmax, adam): about 1% here
+        assert 0.99 < flops / (6 * macs * batch) < 1.05, flops / (6 * macs * batch)
 
 
 def test_dry_run_needs_no_prepared_dataset_only_its_tfds_definition(tmp_path, capsys):

@@ -80,24 +80,45 @@ def _wait_for_checkpoint(process: subprocess.Popen, workdir: Path, step: int) ->
 
 
 def _assert_resumes_to_the_uninterrupted_run(args: list[str], workdir: Path, uninterrupted: Path) -> None:
+    """Rerunning completes the run: each train line once, the losses, final evaluation and state of the
+    uninterrupted run, exactly."""
     assert main(["train", *args, "--workdir", str(workdir)]) == 0
-    metrics = read_metrics(workdir)
-    assert [line["step"] for line in metrics if line["kind"] == "train"] == list(range(25, 301, 25))
+    assert [line["step"] for line in read_metrics(workdir) if line["kind"] == "train"] == list(range(25, 301, 25))
+    assert _train_losses(workdir) == _train_losses(uninterrupted)
+    result = read_result(workdir)
+    assert result["status"] == "completed" and result["final_eval"] == read_result(uninterrupted)["final_eval"]
     assert_same_checkpoints(workdir, uninterrupted)
 
 
+def _kill_while_saving(process: subprocess.Popen, workdir: Path, step: int) -> None:
+    """kill -9 the run while orbax writes `step`: its temporary folder exists, not yet renamed to `step`."""
+    deadline = time.monotonic() + 120
+    while not any((workdir / "checkpoints").glob(f"{step}.orbax-checkpoint-tmp*")):
+        assert process.poll() is None and time.monotonic() < deadline, f"the save of step {step} was never seen"
+        time.sleep(0.001)
+    process.kill()
+    process.wait()
+    assert max(_complete_steps(workdir)) == step - 25, f"step {step} was saved before the kill landed"
+
+
 def test_killed_run_resumed_by_rerunning_matches_uninterrupted(digits_data_dir, tmp_path, uninterrupted):
-    """kill -9 at a random moment after a random checkpoint (possibly in the middle of a save)."""
-    kill_after = random.Random().randrange(25, 250, 25)
+    """kill -9 while step 100 is being saved, rerun; then kill -9 at a random moment after a random later
+    checkpoint (possibly mid-save), from a printed seed (KILL_SEED=<seed> replays it); the last rerun ends
+    as the uninterrupted run."""
     args = tiny_args("resnet", digits_data_dir, *RESUME_ARGS)
-    process = _start(args, tmp_path)
+    _kill_while_saving(_start(args, tmp_path), tmp_path, 100)
+    seed = int(os.environ.get("KILL_SEED", random.randrange(2**32)))
+    print(f"KILL_SEED={seed}")
+    chance = random.Random(seed)
+    kill_after = chance.randrange(125, 250, 25)
+    process = _start(args, tmp_path)  # resumes from step 75, past the half-written step 100
     _wait_for_checkpoint(process, tmp_path, kill_after)
-    time.sleep(random.Random().uniform(0, 0.2))
+    time.sleep(chance.uniform(0, 0.2))
     process.kill()
     process.wait()
     killed_at = max(_complete_steps(tmp_path))
     assert kill_after <= killed_at < 300, (
-        f"kill came too late (latest checkpoint {killed_at}, aimed after {kill_after})"
+        f"kill came too late (latest checkpoint {killed_at}, aimed after {kill_after}; KILL_SEED={seed})"
     )
     _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
 
@@ -122,7 +143,6 @@ def test_sigterm_checkpoints_and_records_preempted_and_an_unreadable_checkpoint_
             path.write_bytes(b"")  # a partial copy or a damaged disk: the step folder exists, its files are empty
     (tmp_path / "checkpoints" / f"{newest + 25}.orbax-checkpoint-tmp-1").mkdir()  # a save killed midway
     _assert_resumes_to_the_uninterrupted_run(args, tmp_path, uninterrupted)
-    assert read_result(tmp_path)["status"] == "completed"
     assert (tmp_path / "checkpoints" / f"{newest}.unreadable").is_dir()
     assert f"checkpoint step {newest}" in capsys.readouterr().err
 

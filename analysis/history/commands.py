@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from analysis.commands import figure_formats, guarded, write_json
+from analysis.commands import check_writable, figure_formats, guarded, write_json
 from analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ def run_history_plot(args: argparse.Namespace) -> int:
     from analysis.plots.style import paper_style, save
 
     _check_bootstrap(args.bootstrap)
+    check_writable(args.out, "--out", folder=True)
     formats = figure_formats(args.formats)
     history = load_history(args.table)
     overlay, warnings = _overlay(args) if args.runs else (None, [])
@@ -51,6 +52,8 @@ def run_history_fit(args: argparse.Namespace) -> int:
         raise AnalysisError(f"--confidence must lie between 0 and 1, got {args.confidence}")
     if not args.huber_delta > 0:
         raise AnalysisError(f"--huber-delta must be positive, got {args.huber_delta}")
+    if args.json:
+        check_writable(args.json, "--json", folder=False)
     history = load_history(args.table)
     source = str(args.table or HISTORY_TABLE)
     print(f"{source}: {len(history)} rows; zero-shot, linear-probe and ensemble rows are not fitted")
@@ -118,7 +121,7 @@ def _overlay(args: argparse.Namespace) -> tuple[Overlay, list[str]]:
         raise AnalysisError(f"--runs {args.runs}: column {args.y!r} holds values >= 1; the history axes show "
                             "errors as fractions in [0, 1] (e.g. top1_error): pick an error column with --y")
     request = FitRequest(law=get_law(args.law), x=("compute",), y=args.y, points="envelope")
-    warnings = []
+    warnings = list(results.warnings)  # runs of the folder left unread, repeated rows
     try:
         frontier = fit_request(request, frame, resamples=args.bootstrap, seed=args.seed)
         warnings.extend(frontier.warnings)

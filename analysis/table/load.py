@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +12,8 @@ from analysis.errors import AnalysisError
 from analysis.table.contract import Status, rename_columns
 from analysis.table.rows import Condition, ZeroErrors, apply_where, split_by, zero_errors
 from analysis.table.workdirs import read_workdirs
+
+PARQUET_MAGIC = b"PAR1"  # the first (and last) four bytes of a Parquet file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,12 +27,14 @@ class Results:
     where: tuple[str, ...] = ()  # the conditions that selected the rows (--where items, a --by group)
     unselected: int = 0  # completed rows left out by those conditions
     zero_errors: ZeroErrors | None = None  # what was done with rows whose y is exactly 0
+    notes: tuple[str, ...] = ()  # what reading the table found: runs skipped, torn lines dropped, repeated rows
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """What the selection did that changes the fitted values (zero errors floored or dropped)."""
+        """What reading the table found and what the selection did that changes the fitted values (zero errors
+        floored or dropped)."""
         message = self.zero_errors.message if self.zero_errors else None
-        return (message,) if message else ()
+        return (*self.notes, message) if message else self.notes
 
     def describe(self) -> str:
         """One line: the table, its usable rows and what was left out."""
@@ -65,8 +69,10 @@ class Results:
 
 
 def load_results(source: str | Path, columns: Mapping[str, str] | None = None) -> Results:
-    """Read `source` (.csv, .parquet or a folder of run workdirs), rename by `columns`, drop unfinished rows."""
-    frame = rename_columns(_read_table(Path(source)), columns or {})
+    """Read `source` (.csv, .parquet or a folder of run workdirs), rename by `columns`, drop unfinished rows;
+    the runs of a folder that could not be read and rows repeated in every column are warnings."""
+    notes: list[str] = []
+    frame = rename_columns(_read_table(Path(source), notes.append), columns or {})
     dropped = 0
     if "status" in frame.columns:
         completed = frame["status"].astype(str) == Status.COMPLETED
@@ -76,17 +82,57 @@ def load_results(source: str | Path, columns: Mapping[str, str] | None = None) -
         raise AnalysisError(
             f"{source} has no rows to fit ({dropped} dropped because their status is not {Status.COMPLETED!r})"
         )
-    return Results(frame=frame, source=str(source), dropped=dropped)
+    repeated = _repeated_rows(frame)
+    return Results(frame=frame, source=str(source), dropped=dropped, notes=(*notes, *repeated))
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _repeated_rows(frame: pd.DataFrame) -> tuple[str, ...]:
+    """A warning if some rows repeat another in every column (each copy weights the fit once more), else none."""
+    copies = frame.duplicated()
+    if not copies.any():
+        return ()
+    repeated = frame[copies].drop_duplicates()
+    runs = list(dict.fromkeys(repeated["run_id"].astype(str))) if "run_id" in frame.columns else []
+    where = f", of runs {', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''}" if runs else ""
+    return (f"{int(copies.sum())} rows repeat another row in every column ({len(repeated)} distinct rows{where}); "
+            "they are fitted as they are, each copy one more point that weights the fit toward its run: drop them "
+            "(pandas: table.drop_duplicates()) or rebuild the table from the run folders (scaling sweep results "
+            "--root ROOT)",)
+
+
+def _read_table(path: Path, on_warning: Callable[[str], None]) -> pd.DataFrame:
+    """The table at `path`: a folder of workdirs (its unreadable runs said to `on_warning`), a CSV or a Parquet
+    file; one that is empty or that pandas cannot read is an error naming it."""
     if path.is_dir():
-        return read_workdirs(path)
+        return read_workdirs(path, on_warning=on_warning)
     if not path.exists():
         raise AnalysisError(f"{path} does not exist; give a results table (.csv/.parquet) or a folder of workdirs")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise AnalysisError(f"cannot read {path}: give a .csv or .parquet table, or a folder of run workdirs")
+    readers = {".csv": ("CSV", pd.read_csv), ".parquet": ("Parquet", pd.read_parquet),
+               ".pq": ("Parquet", pd.read_parquet)}
+    if suffix not in readers:
+        raise AnalysisError(f"cannot read {path}: give a .csv or .parquet table, or a folder of run workdirs")
+    kind, read = readers[suffix]
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(PARQUET_MAGIC))
+    except OSError as error:
+        raise AnalysisError(f"cannot read {path} ({error.strerror}); check the path and its permissions") from error
+    if not head:
+        raise AnalysisError(f"{path} is empty (0 bytes); write the table again, e.g. `scaling sweep results --root "
+                            "ROOT` for a sweep")
+    try:
+        frame = read(path)
+    except (ValueError, OSError) as error:  # pandas' and pyarrow's parse errors are ValueErrors
+        if kind == "CSV" and head == PARQUET_MAGIC:
+            hint = "it is a Parquet file: name it .parquet"
+        elif kind == "Parquet" and head != PARQUET_MAGIC:
+            hint = "it is not a Parquet file: if it is CSV, name it .csv"
+        else:
+            hint = "is it damaged? write it again"
+        reason = str(error).partition("\n")[0] or type(error).__name__
+        raise AnalysisError(f"cannot read {path} as {kind} ({reason}); {hint}") from error
+    if frame.empty:
+        raise AnalysisError(f"{path} has no rows (a header of {len(frame.columns)} columns only); write the table "
+                            "again, e.g. `scaling sweep results --root ROOT` for a sweep")
+    return frame

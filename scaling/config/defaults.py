@@ -70,8 +70,8 @@ FIELDS: dict[str, Field] = {
     "optim.name": Field("adamw", ("adamw", "sgd")),
     "optim.lr": Field(1e-3, "float"),  # peak learning rate
     "optim.weight_decay": Field(1e-4, "number"),  # decoupled; not applied to biases and norm scales
-    "optim.momentum": Field(0.9, "fraction"),  # sgd momentum, adamw beta1
-    "optim.beta2": Field(0.999, "fraction"),
+    "optim.momentum": Field(0.9, "fraction", "sgd momentum and adamw beta1, e.g. 0.9"),
+    "optim.beta2": Field(0.999, "fraction", "adamw beta2, e.g. 0.999"),
     # wsd = warmup, constant, cooldown; step = times step_factor at each of step_boundaries
     "optim.schedule": Field("cosine", ("cosine", "linear", "constant", "wsd", "step")),
     "optim.warmup_fraction": Field(0.05, "fraction"),
@@ -89,6 +89,9 @@ FIELDS: dict[str, Field] = {
     "wandb.project": Field("imagenet-scaling", "str"),
     "wandb.group": Field(None, "str|None"),
 }
+
+# Keys users may know by another name (an override of one names the key to set instead).
+KEY_ALIASES: dict[str, str] = {"optim.beta1": "optim.momentum"}
 
 
 # Model knobs that follow the image size when a config file leaves them None (configs/resnet.py, bit.py,

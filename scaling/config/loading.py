@@ -6,14 +6,18 @@ import ast
 import difflib
 import importlib.util
 import json
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import ml_collections
 
-from scaling.config.defaults import apply_dataset_defaults
+from scaling.config.defaults import FIELDS, KEY_ALIASES, apply_dataset_defaults
 from scaling.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
@@ -21,25 +25,74 @@ def load_config(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_co
     left to the dataset (`apply_dataset_defaults`: resolution, normalisation, image-size model knobs)."""
     path_text, _, arg = spec.partition(":")
     module = import_file(path_text, "config", "configs/<name>.py[:key=value,...]", ("get_config",))
-    config = module.get_config(arg or None)
+    config = run_file_code(path_text, "config", lambda: module.get_config(arg or None))
+    _check_base(config, path_text)
     for override in overrides:
         apply_override(config, override)
     apply_dataset_defaults(config)
     return config
 
 
+def _check_base(config: Any, path_text: str) -> None:
+    """get_config() returned a ConfigDict holding every key of the base config."""
+    fix = "start from scaling.config.defaults.base_config(family)"
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"get_config() in {path_text} must return an ml_collections.ConfigDict ({fix}), "
+                          f"got a {type(config).__name__}")
+    missing = [path for path in (*FIELDS, "model.name") if not _has_key(config, path.split("."))]
+    if missing:
+        raise ConfigError(f"get_config() in {path_text} returns a config without {len(missing)} key(s) of the base "
+                          f"config, e.g. {', '.join(missing[:3])}; {fix}")
+
+
+def _has_key(node: Any, names: list[str]) -> bool:
+    return not names or (isinstance(node, ml_collections.ConfigDict) and names[0] in node
+                         and _has_key(node[names[0]], names[1:]))
+
+
 def import_file(path_text: str, kind: str, usage: str, required: tuple[str, ...]) -> ModuleType:
     """Import a Python file by path, checking that it exists and defines the `required` names."""
     path = Path(path_text)
+    if path.is_dir():
+        raise ConfigError(f"{kind} file {path_text!r} is a folder; pass {usage}")
     if not path.is_file():
         raise ConfigError(f"{kind} file {path_text!r} does not exist; pass {usage}")
+    if path.suffix != ".py":
+        raise ConfigError(f"{kind} file {path_text!r} is not a Python file: {kind} files are .py files defining "
+                          f"{', '.join(required)}; pass {usage}")
     module_spec = importlib.util.spec_from_file_location(f"_scaling_{kind}_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    run_file_code(path_text, kind, lambda: module_spec.loader.exec_module(module))
     missing = [name for name in required if not hasattr(module, name)]
     if missing:
         raise ConfigError(f"{kind} file {path_text!r} defines no {', '.join(missing)}; see {usage}")
     return module
+
+
+def run_file_code(path_text: str, kind: str, code: Callable[[], T]) -> T:
+    """Run code of a user's config or sweep file (importing it, its get_config or get_grid): a syntax error or
+    exception other than ConfigError becomes one ConfigError naming the file, the line and the exception's text."""
+    try:
+        return code()
+    except ConfigError:
+        raise
+    except SyntaxError as error:
+        inside = "" if _is_file(error.filename, path_text) else f" (in {error.filename}, which it imports)"
+        raise ConfigError(f"{kind} file {path_text} has a Python syntax error at line {error.lineno}{inside}: "
+                          f"{error.msg}; fix that line") from None
+    except Exception as error:
+        own = [frame for frame in traceback.extract_tb(error.__traceback__) if _is_file(frame.filename, path_text)]
+        at = f" at line {own[-1].lineno} ({_frame_name(own[-1].name)})" if own else ""
+        text = f": {error}" if str(error) else ""
+        raise ConfigError(f"{kind} file {path_text} raised {type(error).__name__}{at}{text}; fix the file") from None
+
+
+def _is_file(filename: str | None, path_text: str) -> bool:
+    return filename is not None and Path(filename).resolve() == Path(path_text).resolve()
+
+
+def _frame_name(name: str) -> str:
+    return "while being imported" if name == "<module>" else f"in {name}()"
 
 
 def parse_config_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
@@ -75,6 +128,9 @@ def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
         if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
             raise ConfigError(_unknown_key_message(name, path, list(node.keys())))
         node, path = node[name], f"{path}.{name}"
+    if key in KEY_ALIASES and leaf not in node:
+        raise ConfigError(f"unknown key {key!r}: the config calls it {KEY_ALIASES[key]}; use "
+                          f"--config.{KEY_ALIASES[key]}={text}")
     if leaf not in node:
         raise ConfigError(_unknown_key_message(leaf, path, list(node.keys())))
     current = node[leaf]

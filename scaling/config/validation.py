@@ -48,7 +48,8 @@ def validate_compute(config: ml_collections.ConfigDict, facts: DatasetFacts) -> 
 
 
 def num_train_steps(config: ml_collections.ConfigDict, train_examples: int, flops_per_example: float) -> int:
-    """The run's length in steps from exactly one of train.steps, .examples, .epochs, .flops (a compute budget)."""
+    """The run's length in steps from exactly one of train.steps, .examples, .epochs, .flops (a compute budget of at
+    least one step)."""
     train = config.train
     if train.steps is not None:
         return train.steps
@@ -57,6 +58,13 @@ def num_train_steps(config: ml_collections.ConfigDict, train_examples: int, flop
     elif train.epochs is not None:
         examples = train.epochs * train_examples
     else:
+        step_flops = flops_per_example * train.batch_size
+        if train.flops < step_flops:
+            raise ConfigError(
+                f"train.flops={train.flops:g} is less than one training step costs: {step_flops:.0f} FLOPs "
+                f"({flops_per_example:.0f} per example x train.batch_size={train.batch_size}); raise train.flops to "
+                f"at least {step_flops:.0f} or lower train.batch_size"
+            )
         examples = train.flops / flops_per_example
     return max(1, math.ceil(examples / train.batch_size))
 

@@ -7,29 +7,37 @@ any size share one cache, which grows when a run asks for more rows than it hold
 whole split are cached too (reading them from tfds touches every record once).
 
 Layout: ROOT/<dataset>/<version>/<split>-<resolution>px-crop<fraction>-<order digest>/ with
-`images.u8` (raw rows), `meta.json` (rows filled, image shape) and a lock file. Builders take an
-exclusive `flock` on the lock file, so two processes asked for the same cache at once build it
-once; `meta.json` is replaced atomically after the rows it counts are flushed, so readers never
-see a partial row. A cache is `cache_bytes(rows, image_shape)` bytes (one copy of the 50,000 ImageNet
-validation images at 224 px is 7.5 GB, one per resolution, crop and class subset); `scaling data describe`
-lists those a config will create. Any folder may be deleted when no run is reading it: it is rebuilt on demand.
+`images.u8` (raw rows), `meta.json` (rows filled, image shape) and a lock file; labels in
+ROOT/<dataset>/<version>/<split>-labels/ (`labels.npy` of int labels, or `label-sets.npz` of a multi-label
+split: values and offsets, so nothing is ever unpickled). Builders hold the lock file
+(scaling.locks.hold_lock), so two processes asked for the same cache at once build it once (the second
+says who holds it and waits); `meta.json` is replaced atomically after the rows it counts are flushed, so
+readers never see a partial row. A damaged cache (meta.json unreadable, images.u8 shorter than it
+counts, labels unreadable or out of range) is a DataError naming the file and the folder to delete
+(never rebuilt behind the user's back: a file damaged once may hide a failing disk). A cache is
+`cache_bytes(rows, image_shape)` bytes (one copy of the 50,000 ImageNet validation images at 224 px is
+7.5 GB, one per resolution, crop and class subset); `scaling data describe` lists those a config will create.
+Any folder may be deleted when no run is reading it: it is rebuilt on demand.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
+import itertools
 import json
 import os
 import sys
-from collections.abc import Iterator
+import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from scaling.data.source import data_root, decoded_images, read_labels
+from scaling.data.source import class_names, data_root, decoded_images, is_multi_label, read_labels, split_size
+from scaling.errors import DataError
+from scaling.locks import hold_lock
 
 
 def default_cache_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> Path:
@@ -37,15 +45,19 @@ def default_cache_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) 
     return Path(data_root(builder, data_dir)) / "scaling_cache"
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _lock(directory: Path) -> contextlib.AbstractContextManager[None]:
+    """The cache lock of `directory`: held by its builder; another process waits, told who holds it."""
+    return hold_lock(directory / "lock", f"the cache {directory}", wait=True)
+
+
+def _unreadable(path: Path, error: Exception) -> DataError:
+    """`_damaged` for a file its reader refused (the reader's first sentence: numpy's advice to unpickle omitted)."""
+    return _damaged(path, f"{type(error).__name__}: {str(error).split('. ')[0]}")
+
+
+def _damaged(path: Path, problem: str) -> DataError:
+    return DataError(f"the cache file {path} is damaged ({problem}): delete the folder {path.parent} to rebuild "
+                     "it (when no run is reading it)")
 
 
 def _write_json(path: Path, value: dict) -> None:
@@ -59,17 +71,57 @@ def _dataset_dir(builder: tfds.core.DatasetBuilder, root: Path) -> Path:
 
 
 def split_labels(builder: tfds.core.DatasetBuilder, split: str, root: Path) -> np.ndarray:
-    """All labels of `split` in file order, read from tfds once and then from the cache."""
+    """All labels of `split` in file order (for multi-label sets an object array of int32 label sets), read from
+    tfds once and then from the cache."""
     directory = _dataset_dir(builder, root) / f"{split}-labels"
-    path = directory / "labels.npy"
+    path = directory / ("label-sets.npz" if is_multi_label(builder) else "labels.npy")
     if not path.exists():
-        with _locked(directory):
+        with _lock(directory):
             if not path.exists():
                 labels = read_labels(builder, split)
                 with open(directory / "labels.tmp", "wb") as file:
-                    np.save(file, labels, allow_pickle=labels.dtype == object)
+                    save_labels(file, labels)
                 os.replace(directory / "labels.tmp", path)
-    return np.load(path, allow_pickle=True)  # object arrays: label sets of multi-label evaluation sets
+    return load_labels(path, split_size(builder, split), len(class_names(builder)))
+
+
+def save_labels(file: BinaryIO, labels: np.ndarray) -> None:
+    """Write int labels [N] as .npy, or label sets (object array [N] of int arrays) as .npz of their concatenated
+    `values` and `offsets` [N + 1] (set i is values[offsets[i]:offsets[i + 1]]): no pickled objects either way."""
+    if labels.dtype != object:
+        np.save(file, labels, allow_pickle=False)
+        return
+    offsets = np.cumsum([0, *map(len, labels)], dtype=np.int64)
+    np.savez(file, values=np.concatenate([*labels, np.empty(0, np.int32)]).astype(np.int32), offsets=offsets)
+
+
+def load_labels(path: Path, count: int, num_classes: int) -> np.ndarray:
+    """The labels `save_labels` wrote to `path` (never unpickling), checked to be `count` labels in
+    [0, num_classes); else a DataError naming the file and the fix."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as stored:
+                values, offsets = stored["values"], stored["offsets"]
+        else:
+            values, offsets = np.load(path, allow_pickle=False), None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise _unreadable(path, error) from error
+    if not (_integers(values) and (offsets is None or (_integers(offsets) and len(offsets) and offsets[0] == 0
+                                   and offsets[-1] == len(values) and (np.diff(offsets) >= 0).all()))):
+        raise _damaged(path, "not the labels this suite writes")
+    found = len(values) if offsets is None else len(offsets) - 1
+    if found != count or (len(values) and not 0 <= values.min() <= values.max() < num_classes):
+        raise _damaged(path, f"{found:,} labels, the split has {count:,} in 0..{num_classes - 1}")
+    if offsets is None:
+        return values
+    labels = np.empty(count, object)
+    for i, (start, stop) in enumerate(itertools.pairwise(offsets)):
+        labels[i] = values[start:stop]
+    return labels
+
+
+def _integers(array: np.ndarray) -> bool:
+    return array.ndim == 1 and np.issubdtype(array.dtype, np.integer)
 
 
 def cache_directory(
@@ -96,9 +148,9 @@ def cached_images(
 ) -> np.ndarray:
     """Read-only memory map of the first `rows` images of `split` in `order`, decoding those not cached yet."""
     directory = cache_directory(builder, split, order, resolution, crop_fraction, root)
-    if rows_filled(directory) < rows:
-        with _locked(directory):
-            filled = rows_filled(directory)
+    if rows_filled(directory, image_shape) < rows:
+        with _lock(directory):
+            filled = rows_filled(directory, image_shape)
             if filled < rows:
                 _extend(builder, split, order, filled, rows, image_shape, resolution, crop_fraction, directory, quiet)
     if rows == 0:
@@ -123,10 +175,36 @@ def describe_size(rows: int, image_shape: tuple[int, int, int]) -> str:
     return f"{rows:,} x {'x'.join(map(str, image_shape))} = {format_bytes(cache_bytes(rows, image_shape))}"
 
 
-def rows_filled(directory: Path) -> int:
-    """Rows of the cache in `directory` that are complete (0 if it does not exist)."""
-    meta = directory / "meta.json"
-    return json.loads(meta.read_text())["rows"] if meta.exists() else 0
+def rows_filled(directory: Path, image_shape: tuple[int, int, int] | None = None) -> int:
+    """Rows of the cache in `directory` that are complete (0 if it does not exist), of images of `image_shape` if
+    given; a DataError if its meta.json is unreadable or counts more rows than images.u8 holds."""
+    meta = _meta(directory)
+    if meta is None:
+        return 0
+    rows, shape = meta["rows"], tuple(meta["image_shape"])
+    if image_shape is not None and shape != tuple(image_shape):
+        raise _damaged(directory / "meta.json", f"images of shape {shape}, the run reads {tuple(image_shape)}")
+    images = directory / "images.u8"
+    size, needed = (images.stat().st_size if images.exists() else 0), cache_bytes(rows, shape)
+    if size < needed:
+        raise _damaged(images, f"{size:,} bytes, but meta.json counts {describe_size(rows, shape)}")
+    return rows
+
+
+def _meta(directory: Path) -> dict | None:
+    """The cache's meta.json (None if it has none yet), checked to give its rows and image shape."""
+    path = directory / "meta.json"
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        rows, shape = meta["rows"], meta["image_shape"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise _unreadable(path, error) from error
+    if not (isinstance(rows, int) and rows >= 0 and isinstance(shape, list) and len(shape) == 3
+            and all(isinstance(side, int) and side > 0 for side in shape)):
+        raise _damaged(path, f"rows {rows!r} and image_shape {shape!r} are not a count and (H, W, C)")
+    return meta
 
 
 def _extend(
@@ -153,5 +231,5 @@ def _extend(
     images.flush()
     del images
     meta = {"rows": stop, "image_shape": list(image_shape), "dataset": builder.info.full_name, "split": split}
-    history = json.loads((directory / "meta.json").read_text()).get("builds", []) if start else []
+    history = _meta(directory).get("builds", []) if start else []
     _write_json(directory / "meta.json", {**meta, "builds": [*history, [start, stop]]})

@@ -6,7 +6,9 @@ dataset (prepared offline on first use) and any dataset tfds knows, such as
 Splits stored as array_record are read by random access through
 `builder.as_data_source`; splits stored as tfrecord are streamed in file order
 through `builder.as_dataset(shuffle_files=False)`. Either way an example's index
-is its position in file order, so labels, subsets and images agree.
+is its position in file order, so labels, subsets and images agree. A prepared
+dataset whose files cannot be read (a damaged dataset_info.json, a truncated or
+corrupt shard) is a DataError naming the file and how to rebuild the dataset.
 
 TensorFlow is imported inside the functions that need it (decoding, resizing,
 tfrecord reading), never when this module is imported.
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from scaling.data.catalog import how_to_prepare
+from scaling.data.catalog import base_name, how_to_prepare, prepare_command
 from scaling.data.decode import decode_batch
 from scaling.data.digits import Digits
 from scaling.errors import ConfigError, DataError
@@ -67,7 +70,7 @@ def prepare_embedded(name: str, data_dir: str | None, file_format: str | None = 
             f"prepare it with `tfds build {name} --data_dir DIR`."
         )
     cls = EMBEDDED_DATASETS[name]
-    builder = cls(data_dir=data_dir)
+    builder = checked_builder(name, data_dir, lambda: cls(data_dir=data_dir))
     if builder.is_prepared():
         return
     config = tfds.download.DownloadConfig(try_download_gcs=False)
@@ -83,6 +86,78 @@ def prepare_embedded(name: str, data_dir: str | None, file_format: str | None = 
         raise
 
 
+def checked_builder(
+    name: str, data_dir: str | None, make: Callable[[], tfds.core.DatasetBuilder]
+) -> tfds.core.DatasetBuilder:
+    """`make()`, or a DataError naming the damaged dataset_info.json of `name` in `data_dir` that made it fail."""
+    try:
+        return make()
+    except Exception as error:
+        root = Path(data_dir or tfds.core.constants.DATA_DIR)
+        damaged = [(path, problem) for path in sorted((root / base_name(name)).glob("**/dataset_info.json"))
+                   if (problem := _info_problem(path))]
+        if not damaged:
+            raise
+        path, problem = damaged[0]
+        raise DataError(
+            f"{path} is damaged ({problem}), so tfds cannot open {name}: delete the folder {path.parent} and "
+            f"rebuild it with `{prepare_command(name, os.fspath(root))}`"
+        ) from error
+
+
+def _info_problem(path: Path) -> str | None:
+    """Why tfds cannot read the dataset_info.json at `path` (in a folder named by its version), or None."""
+    try:
+        version = tfds.core.dataset_info.read_from_json(path).version
+    except Exception as error:
+        return _first_line(error)
+    return None if version == path.parent.name else f"it names version {version!r}, its folder {path.parent.name!r}"
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def _damaged_shards(
+    builder: tfds.core.DatasetBuilder, split: str, indices: Iterable[int] | None, error: BaseException
+) -> DataError:
+    """The error for records of `split` (at file positions `indices`; None: any) that cannot be read."""
+    info = builder.info.splits[split]
+    files = [os.fspath(path) for path in info.filepaths]
+    if indices is not None:
+        shard_of = np.searchsorted(np.cumsum(info.shard_lengths), np.asarray(list(indices), np.int64), side="right")
+        files = [files[shard] for shard in np.unique(shard_of)]
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    name = builder.info.full_name.rsplit("/", 1)[0]
+    return DataError(
+        f"cannot read the records of {builder.info.full_name}/{split} in {shown} ({_first_line(error)}): the "
+        f"dataset's files are damaged or incomplete; delete the folder {builder.data_dir} and rebuild it with "
+        f"`{prepare_command(name, data_root(builder, None))}`"
+    )
+
+
+def records_at(
+    builder: tfds.core.DatasetBuilder, split: str, source: Any, indices: Iterable[int]
+) -> list[dict[str, Any]]:
+    """The records of `split` at file positions `indices`, read through `source` (an array_record data source)."""
+    indices = [int(i) for i in indices]
+    try:
+        return source.__getitems__(indices)
+    except RuntimeError as error:  # array_record: "Corrupted Riegeli/records file", "open() failed", ...
+        raise _damaged_shards(builder, split, indices, error) from error
+
+
+def _numpy_records(builder: tfds.core.DatasetBuilder, split: str, dataset: Any) -> Iterator[Any]:
+    """The elements of `dataset` (read from the tfrecord files of `split`) as numpy values."""
+    import tensorflow as tf
+
+    try:
+        yield from dataset.as_numpy_iterator()
+    except tf.errors.OpError as error:  # e.g. DataLossError: truncated record
+        raise _damaged_shards(builder, split, None, error) from error
+
+
 def data_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> str:
     """The tfds data_dir the builder reads from."""
     root = getattr(builder, "_data_dir_root", None)
@@ -92,7 +167,7 @@ def data_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> str:
 def tfds_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     """tfds' builder for `name` in `data_dir`, prepared or not (a DataError if tfds does not know the name)."""
     try:
-        return tfds.builder(name, data_dir=data_dir)
+        return checked_builder(name, data_dir, lambda: tfds.builder(name, data_dir=data_dir))
     except tfds.core.registered.DatasetNotFoundError as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise DataError(
@@ -110,7 +185,7 @@ def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     """
     if name in EMBEDDED_DATASETS:
         prepare_embedded(name, data_dir)
-        return EMBEDDED_DATASETS[name](data_dir=data_dir)
+        return checked_builder(name, data_dir, lambda: EMBEDDED_DATASETS[name](data_dir=data_dir))
     builder = tfds_builder(name, data_dir)
     if not builder.is_prepared():
         root = data_root(builder, data_dir)
@@ -151,7 +226,8 @@ def _stored_shape(builder: tfds.core.DatasetBuilder) -> tuple[int | None, int | 
     return shape  # type: ignore[return-value]
 
 
-def _split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
+def split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
+    """Examples in `split`, from the metadata (a DataError naming the splits if there is no such split)."""
     try:
         return int(builder.info.splits[split].num_examples)
     except (KeyError, ValueError, TypeError) as e:
@@ -178,7 +254,7 @@ def declared_facts(name: str, data_dir: str | None, resolution: int | None = Non
         return dataset_facts(name, data_dir, resolution)
     except DataError as error:
         try:
-            builder = tfds.builder(name, data_dir=data_dir)
+            builder = checked_builder(name, data_dir, lambda: tfds.builder(name, data_dir=data_dir))
         except tfds.core.registered.DatasetNotFoundError:
             raise error from None
         return _facts(builder, name, resolution, prepared=False)
@@ -247,23 +323,23 @@ def is_multi_label(builder: tfds.core.DatasetBuilder) -> bool:
 def read_labels(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
     """All labels of `split` in file order (int32; for multi-label sets an object array of int arrays);
     images are not decoded."""
-    n = _split_size(builder, split)
+    n = split_size(builder, split)
     _, label_key = feature_keys(builder)
     multi = is_multi_label(builder)
     if is_random_access(builder):
         source = builder.as_data_source(split, decoders=_skip_all_but(builder, label_key))
         labels = np.empty(len(source), object if multi else np.int32)
         for start in range(0, len(source), _CHUNK):
-            records = source.__getitems__(list(range(start, min(start + _CHUNK, len(source)))))
+            records = records_at(builder, split, source, range(start, min(start + _CHUNK, len(source))))
             labels[start : start + len(records)] = [np.asarray(r[label_key], np.int32) for r in records]
     else:
         decoders = tfds.decode.PartialDecoding({label_key: True})
         ds = _tf_records(builder, split, decoders).map(lambda ex: ex[label_key])
         if multi:
             labels = np.empty(n, object)
-            labels[:] = [np.asarray(value, np.int32) for value in ds.as_numpy_iterator()]
+            labels[:] = [np.asarray(value, np.int32) for value in _numpy_records(builder, split, ds)]
         else:
-            chunks = list(ds.batch(8192).as_numpy_iterator())
+            chunks = list(_numpy_records(builder, split, ds.batch(8192)))
             labels = np.concatenate(chunks).astype(np.int32) if chunks else np.empty(0, np.int32)
     if len(labels) != n:
         raise DataError(f"Read {len(labels)} labels from {builder.name}/{split}, metadata says {n}.")
@@ -277,11 +353,11 @@ def read_texts(builder: tfds.core.DatasetBuilder, split: str, key: str) -> list[
         source = builder.as_data_source(split, decoders=_skip_all_but(builder, key))
         texts = []
         for start in range(0, len(source), _CHUNK):
-            records = source.__getitems__(list(range(start, min(start + _CHUNK, len(source)))))
+            records = records_at(builder, split, source, range(start, min(start + _CHUNK, len(source))))
             texts += [record[key] for record in records]
     else:
         ds = _tf_records(builder, split, tfds.decode.PartialDecoding({key: True})).map(lambda ex: ex[key])
-        texts = list(ds.as_numpy_iterator())
+        texts = list(_numpy_records(builder, split, ds))
     return [text.decode() if isinstance(text, bytes) else str(text) for text in texts]
 
 
@@ -294,14 +370,14 @@ def image_sizes(builder: tfds.core.DatasetBuilder, split: str, count: int) -> li
 
     image_key, _ = feature_keys(builder)
     decoders = _skip_all_but(builder, image_key) | {image_key: tfds.decode.SkipDecoding()}
-    size = _split_size(builder, split)
+    size = split_size(builder, split)
     if is_random_access(builder):
         wanted = np.unique(np.linspace(0, size - 1, min(count, size)).astype(np.int64)) if size else []
         source = builder.as_data_source(split, decoders=decoders)
-        encoded = [record[image_key] for record in source.__getitems__([int(i) for i in wanted])]
+        encoded = [record[image_key] for record in records_at(builder, split, source, wanted)]
     else:
         ds = _tf_records(builder, split, decoders).map(lambda ex: ex[image_key]).take(count)
-        encoded = list(ds.as_numpy_iterator())
+        encoded = list(_numpy_records(builder, split, ds))
     sizes = []
     for data in encoded:
         with Image.open(io.BytesIO(data)) as image:
@@ -318,12 +394,12 @@ def encoded_images(
     if is_random_access(builder):
         source = builder.as_data_source(split, decoders=decoders)
         for start in range(0, len(wanted), _CHUNK):
-            records = source.__getitems__([int(i) for i in wanted[start : start + _CHUNK]])
+            records = records_at(builder, split, source, wanted[start : start + _CHUNK])
             yield [r[image_key] for r in records], [r[label_key] for r in records]
     else:
         import tensorflow as tf
 
-        mask = np.zeros(_split_size(builder, split), bool)
+        mask = np.zeros(split_size(builder, split), bool)
         mask[wanted] = True
         mask_t = tf.constant(mask)
         ds = (
@@ -333,7 +409,7 @@ def encoded_images(
             .map(lambda i, ex: (ex[image_key], ex[label_key]))
             .batch(_CHUNK)
         )
-        for encoded, labels in ds.as_numpy_iterator():
+        for encoded, labels in _numpy_records(builder, split, ds):
             yield list(encoded), [int(x) for x in labels]
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sys
 from pathlib import Path
 
 from analysis.table.contract import Status
+from scaling.errors import PREEMPTED_EXIT, ConfigError, RecordError
+from scaling.locks import claim_folder
+from scaling.sweep.state import DAMAGED, PENDING, SWEEP_LOCK
 from scaling.workdir.records import read_result
 
 
@@ -47,8 +51,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("sweep_file", nargs="?", help="experiments/<name>.py, to count points not yet started")
     status.set_defaults(handler=_status)
 
-    results = commands.add_parser("results", help="write the results table (CSV and Parquet)")
+    results = commands.add_parser(
+        "results", help="write the results table (CSV and Parquet)",
+        description="One row per evaluation of every run under the root, or, given the sweep file, of exactly its "
+        "points (other runs under the root, e.g. of an earlier version of the sweep, are listed and left out). "
+        "Runs whose files cannot be read are named and left out.")
     results.add_argument("--root", required=True, type=Path, help="the sweep's root folder")
+    results.add_argument("sweep_file", nargs="?", help="experiments/<name>.py: the table holds exactly its points")
     results.add_argument("--out", type=Path, help="table path without suffix (default ROOT/results)")
     results.set_defaults(handler=_results)
 
@@ -64,51 +73,92 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from scaling.sweep.local import run_local
+    from scaling.sweep.local import SweepStopped, run_local
     from scaling.sweep.planning import format_plan, plan_points
     from scaling.sweep.spec import dependency_waves, load_sweep
 
     if args.parallel < 1:
-        raise SystemExit("error: --parallel must be at least 1")
+        raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
+    if args.pack is not None and args.pack < 1:
+        raise ConfigError(f"--pack must be at least 1 (1: no packing), got {args.pack}")
     sweep = load_sweep(args.sweep_file)
     print(format_plan(sweep.points, plan_points(sweep.points)))
     pack_size = args.pack or sweep.pack_size
     statuses: dict[str, str] = {}
-    for wave in dependency_waves(sweep.points):  # cooldown branches run after their trunks
-        if args.launcher == "slurm":
-            from scaling.sweep.slurm import run_slurm
+    with claim_folder(args.root, f"sweep root {args.root}", SWEEP_LOCK):  # one `sweep run` per root
+        for wave in dependency_waves(sweep.points):  # cooldown branches run after their trunks
+            if args.launcher == "slurm":
+                from scaling.sweep.slurm import run_slurm
 
-            statuses |= run_slurm(wave, args.root, wandb=args.wandb, partition=args.partition, pack_size=pack_size,
-                                  timeout_min=args.timeout_min, gpus_per_node=args.gpus_per_node)
-        else:
-            statuses |= run_local(wave, args.root, parallel=args.parallel, wandb=args.wandb, pack_size=pack_size)
+                statuses |= run_slurm(wave, args.root, wandb=args.wandb, partition=args.partition,
+                                      pack_size=pack_size, timeout_min=args.timeout_min,
+                                      gpus_per_node=args.gpus_per_node)
+                continue
+            try:
+                statuses |= run_local(wave, args.root, parallel=args.parallel, wandb=args.wandb,
+                                      pack_size=pack_size)
+            except SweepStopped as stopped:
+                print(f"sweep {sweep.name}: {stopped}", file=sys.stderr)
+                return PREEMPTED_EXIT
     return 0 if all(status == Status.COMPLETED for status in statuses.values()) else 1
 
 
 def _status(args: argparse.Namespace) -> int:
     from analysis.table.workdirs import run_dirs
 
-    results = {str(d.relative_to(args.root)): read_result(d) for d in run_dirs(args.root)}
+    _check_root(args.root)
+    runs = {d.relative_to(args.root).as_posix(): _describe(d) for d in run_dirs(args.root)}
+    foreign: set[str] = set()
     if args.sweep_file:
         from scaling.sweep.spec import load_sweep
 
-        for point in load_sweep(args.sweep_file).points:
-            results.setdefault(point.run_id, None)
-    counts = collections.Counter(result["status"] if result else "pending" for result in results.values())
+        points = {point.run_id for point in load_sweep(args.sweep_file).points}
+        foreign = set(runs) - points
+        runs |= dict.fromkeys(points - set(runs), (PENDING, ""))
+    counts = collections.Counter(status for status, _ in runs.values())
     print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "no runs")
-    for run_id, result in sorted(results.items()):
-        status = result["status"] if result else "pending"
-        error = (result or {}).get("final_eval") or {}
-        detail = (
-            f"top-1 error {error['top1_error']:.4f}" if "top1_error" in error else (result or {}).get("error") or ""
-        )
-        print(f"  {status:<10} {run_id:<48} {detail.splitlines()[0] if detail else ''}")
+    for run_id, (status, detail) in sorted(runs.items()):
+        mark = f"  (not a point of {args.sweep_file})" if run_id in foreign else ""
+        print(f"  {status:<10} {run_id:<48} {detail.splitlines()[0] if detail else ''}{mark}")
+    if foreign:
+        print(f"{len(foreign)} runs under {args.root} are not points of {args.sweep_file}: `scaling sweep results` "
+              "with the sweep file leaves them out")
     return 0
+
+
+def _describe(workdir: Path) -> tuple[str, str]:
+    """A run's status and one detail: its final top-1 error, its error, or why its result.json is unreadable."""
+    try:
+        result = read_result(workdir)
+    except RecordError as error:
+        return DAMAGED, str(error)
+    final = result.get("final_eval") or {}
+    return result["status"], f"top-1 error {final['top1_error']:.4f}" if "top1_error" in final else result.get(
+        "error") or ""
+
+
+def _check_root(root: Path) -> None:
+    if not root.is_dir():
+        raise ConfigError(f"sweep root {root} does not exist (or is not a folder); give the --root of a `scaling "
+                          "sweep run`")
 
 
 def _results(args: argparse.Namespace) -> int:
     from scaling.sweep.results import write_results
 
-    csv_path, parquet_path, table = write_results(args.root, args.out)
+    _check_root(args.root)
+    run_ids = None
+    if args.sweep_file:
+        from scaling.sweep.spec import load_sweep
+
+        run_ids = [point.run_id for point in load_sweep(args.sweep_file).points]
+    csv_path, parquet_path, table = write_results(args.root, args.out, run_ids)
+    foreign = table.attrs.get("foreign", [])
+    if foreign:
+        print(f"left out {len(foreign)} runs under {args.root} that are not points of {args.sweep_file}: "
+              f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}", file=sys.stderr)
+    if run_ids is not None and (missing := len(set(run_ids) - set(table["run_id"]))):
+        print(f"{missing} of the sweep's {len(run_ids)} points have no readable run yet (`scaling sweep status "
+              f"--root {args.root} {args.sweep_file}`)", file=sys.stderr)
     print(f"{len(table)} rows from {table['run_id'].nunique()} runs -> {csv_path}, {parquet_path}")
     return 0

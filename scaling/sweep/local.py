@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from analysis.table.contract import Status
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
-from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished
+from scaling.sweep.state import compilation_cache_env, is_done, readable_result, record_unfinished
 from scaling.sweep.units import launch_units
 from scaling.sweep.worker import encode_points
-from scaling.workdir.records import read_result
 
 LOG_FILE = "train.log"
+STOP_GRACE_S = 120  # seconds a worker gets to checkpoint and stop before it is killed
 
 
 def worker_command(points: list[SweepPoint], root: Path, wandb: str | None) -> list[str]:
     """The command line that trains one launch unit."""
     command = [sys.executable, "-m", "scaling.sweep.worker", str(root), encode_points(points)]
     return command + (["--wandb", wandb] if wandb else [])
+
+
+class SweepStopped(Exception):
+    """SIGTERM stopped the sweep: its running workers checkpointed and stopped; the same command resumes it."""
 
 
 def run_local(
@@ -35,35 +42,80 @@ def run_local(
     Points that may share a program are packed `pack_size` at a time (jax.vmap). Each worker gets
     an equal share of this machine's CPU cores (and of its GPUs, through CUDA_VISIBLE_DEVICES). A
     unit that dies without writing results has its points recorded as failed with its log's tail.
+    SIGTERM is passed on to the running workers (they checkpoint and stop as preempted), no unit starts
+    after it, and SweepStopped is raised once they have stopped; on any other way out the workers are
+    stopped the same way, never left behind.
     """
     root.mkdir(parents=True, exist_ok=True)
     todo = launch_units([point for point in points if not is_done(root, point)], pack_size)
     progress = SweepProgress(total=len(points), already_done=len(points) - sum(map(len, todo)))
-    running: dict[int, tuple[list[SweepPoint], subprocess.Popen, float]] = {}
+    workers = _Workers()
     statuses: dict[str, str] = {}
     free_slots = list(range(parallel))
-    while todo or running:
-        while todo and free_slots:
-            unit, slot = todo.pop(0), free_slots.pop(0)
-            running[slot] = (unit, _start(unit, root, wandb, slot, parallel), time.monotonic())
-            for point in unit:
-                progress.started(point.run_id)
-        time.sleep(0.2)
-        for slot, (unit, process, started) in list(running.items()):
-            if process.poll() is None:
-                continue
-            del running[slot]
-            free_slots.append(slot)
-            for point in unit:
-                status = record_unfinished(
-                    root, point, functools.partial(_log_error, root / unit[0].run_id, process.returncode)
-                )
-                statuses[point.run_id] = status
-                progress.finished(point.run_id, status, time.monotonic() - started, read_result(root / point.run_id))
-                if on_finish:
-                    on_finish(point, status)
+    stop = threading.Event()
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers are set
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main_thread else None
+    try:
+        while (todo and not stop.is_set()) or workers.running:
+            while todo and free_slots and not stop.is_set():
+                unit, slot = todo.pop(0), free_slots.pop(0)
+                workers.running[slot] = (unit, _start(unit, root, wandb, slot, parallel), time.monotonic())
+                for point in unit:
+                    progress.started(point.run_id)
+            if stop.wait(0.2):
+                workers.ask_to_stop()
+            for slot, (unit, returncode, seconds) in workers.finished():
+                free_slots.append(slot)
+                for point in unit:
+                    describe = functools.partial(_log_error, root / unit[0].run_id, returncode)
+                    status = record_unfinished(root, point, describe,
+                                               Status.INTERRUPTED if stop.is_set() else Status.FAILED)
+                    statuses[point.run_id] = status
+                    progress.finished(point.run_id, status, seconds, readable_result(root / point.run_id))
+                    if on_finish:
+                        on_finish(point, status)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        workers.stop()
+    if stop.is_set():
+        raise SweepStopped(f"stopped by SIGTERM: the running workers checkpointed and stopped, "
+                           f"{sum(map(len, todo))} runs were not started; run the same command again to resume")
     progress.summary()
     return statuses
+
+
+class _Workers:
+    """The running workers by slot: (unit, process, start time)."""
+
+    def __init__(self) -> None:
+        self.running: dict[int, tuple[list[SweepPoint], subprocess.Popen, float]] = {}
+        self._asked: set[int] = set()
+
+    def finished(self) -> list[tuple[int, tuple[list[SweepPoint], int, float]]]:
+        """The workers that exited since the last call: (slot, (unit, exit status, seconds it ran))."""
+        done = [(slot, worker) for slot, worker in self.running.items() if worker[1].poll() is not None]
+        for slot, _ in done:
+            del self.running[slot]
+        return [(slot, (unit, process.returncode, time.monotonic() - started))
+                for slot, (unit, process, started) in done]
+
+    def ask_to_stop(self) -> None:
+        """SIGTERM to each running worker, once: it checkpoints and stops as preempted."""
+        for _, process, _ in self.running.values():
+            if process.pid not in self._asked and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                self._asked.add(process.pid)
+
+    def stop(self) -> None:
+        """Stop the workers still running (the sweep is leaving early): SIGTERM, then SIGKILL after a grace period."""
+        self.ask_to_stop()
+        for _, process, _ in self.running.values():
+            try:
+                process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _start(unit: list[SweepPoint], root: Path, wandb: str | None, slot: int, parallel: int) -> subprocess.Popen:

@@ -32,7 +32,7 @@ class SweepProgress:
         self.running -= 1
         self.finished_here += 1
         self.done += 1
-        self.failed += status != Status.COMPLETED
+        self.failed += status in (Status.FAILED, Status.DIVERGED)
         error = (result or {}).get("final_eval") or {}
         detail = f", top-1 error {error['top1_error']:.4f}" if "top1_error" in error else ""
         self._line(f"{status} {run_id} in {seconds:.0f}s{detail}")

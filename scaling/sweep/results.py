@@ -3,21 +3,30 @@ with `analysis`, built by its one reader of run workdirs (analysis.table.workdir
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
 
 from analysis.table.contract import RESULTS_STEM
 from analysis.table.workdirs import read_workdirs
+from scaling.errors import ConfigError
 
 
-def write_results(root: Path, out: Path | None = None) -> tuple[Path, Path, pd.DataFrame]:
-    """Write `results.csv` and `results.parquet` (to `out` or the root; an empty table if it holds no run);
-    return their paths and the table."""
-    table = read_workdirs(root, allow_empty=True)
+def write_results(root: Path, out: Path | None = None, run_ids: Collection[str] | None = None,
+                  ) -> tuple[Path, Path, pd.DataFrame]:
+    """Write `results.csv` and `results.parquet` (to `out` or the root; an empty table if it holds no run) of the
+    runs under `root`, or of those named in `run_ids` only; return their paths and the table."""
+    table = read_workdirs(root, allow_empty=True, run_ids=run_ids)
     stem = out.with_suffix("") if out else Path(root) / RESULTS_STEM
     csv_path, parquet_path = stem.with_suffix(".csv"), stem.with_suffix(".parquet")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv_path, index=False)
-    table.to_parquet(parquet_path, index=False)
+    try:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        for path, write in ((csv_path, table.to_csv), (parquet_path, table.to_parquet)):
+            temporary = path.with_name(path.name + ".tmp")  # replaced at once: never half a table
+            write(temporary, index=False)
+            temporary.replace(path)
+    except OSError as error:
+        raise ConfigError(f"cannot write the results table to {csv_path} ({error.strerror or error}); give a "
+                          "writable --out") from None
     return csv_path, parquet_path, table

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import shlex
+import shutil
 import signal
 import site
 import subprocess
@@ -15,9 +16,11 @@ from pathlib import Path
 from types import FrameType
 
 import submitit
+from submitit.core.utils import FailedJobError
 
 import scaling
 from analysis.table.contract import Status
+from scaling.errors import ConfigError
 from scaling.runtime.preemption import request_stop
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
@@ -27,6 +30,8 @@ from scaling.sweep.worker import train_unit
 from scaling.workdir.records import read_result
 
 POLL_SECONDS = 2.0
+PROBE_TIMEOUT_S = 60.0  # `sinfo` retries an unreachable controller for a while before it fails
+SLURM_FIX = "check that `sinfo` answers on this machine (Slurm's client and slurmctld), or use --launcher local"
 UNINHERITED = ("XLA_FLAGS",)  # settings of the submitting shell that jobs must not pick up
 
 
@@ -78,6 +83,8 @@ def run_slurm(
     """
     root.mkdir(parents=True, exist_ok=True)
     todo = launch_units([point for point in points if not is_done(root, point)], pack_size)
+    if todo:
+        check_slurm(partition)
     progress = SweepProgress(total=len(points), already_done=len(points) - sum(map(len, todo)))
     statuses: dict[str, str] = {}
     if todo:
@@ -88,10 +95,41 @@ def run_slurm(
             **({"partition": partition} if partition else {}),
             **({"gpus_per_node": gpus_per_node} if gpus_per_node else {}),
         )
-        jobs = executor.map_array(UnitJob(), todo, [str(root)] * len(todo), [wandb] * len(todo))
+        try:
+            jobs = executor.map_array(UnitJob(), todo, [str(root)] * len(todo), [wandb] * len(todo))
+        except FailedJobError as error:  # sbatch refused the array
+            raise ConfigError(f"sbatch refused the sweep's job array: {_last_line(str(error))}; check --partition, "
+                              "--gpus-per-node and --timeout-min against `sinfo`, or use --launcher local") from None
         statuses = _wait(list(zip(todo, jobs)), root, progress, on_finish)
     progress.summary()
     return statuses
+
+
+def check_slurm(partition: str | None = None) -> None:
+    """ConfigError, before anything is submitted, unless Slurm's commands are installed, its controller answers
+    `sinfo`, and `partition` (if given) is one of its partitions."""
+    missing = [command for command in ("sbatch", "srun", "sinfo") if shutil.which(command) is None]
+    if missing:
+        raise ConfigError(f"the Slurm launcher needs Slurm's {', '.join(missing)}, not found on PATH (this machine "
+                          f"has no Slurm client); {SLURM_FIX}")
+    try:
+        probe = subprocess.run(["sinfo", "--noheader", "--format=%P"], capture_output=True, text=True,
+                               timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"the Slurm controller did not answer `sinfo` within {PROBE_TIMEOUT_S:g} s; "
+                          f"{SLURM_FIX}") from None
+    if probe.returncode:
+        reason = _last_line(probe.stderr) or f"exit status {probe.returncode}"
+        raise ConfigError(f"the Slurm controller cannot be reached: `sinfo` failed ({reason}); {SLURM_FIX}")
+    partitions = [name.rstrip("*") for name in probe.stdout.split()]  # `*` marks the default partition
+    if partition is not None and partition not in partitions:
+        raise ConfigError(f"--partition {partition} is not a Slurm partition here; `sinfo` lists "
+                          f"{', '.join(partitions) or 'none'}")
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def _job_setup(root: Path, env: Mapping[str, str]) -> list[str]:

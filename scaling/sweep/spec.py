@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 
-from scaling.config.loading import import_file, load_config
+from scaling.config.loading import import_file, load_config, run_file_code
 from scaling.errors import ConfigError
 from scaling.schema import check_value
 
@@ -50,8 +51,10 @@ def load_sweep(path: str | Path) -> Sweep:
     """
     module = import_file(str(path), "sweep", "experiments/demo.py for the shape", ("CONFIG", "get_grid"))
     name = getattr(module, "NAME", Path(path).stem)
-    shared, grid = getattr(module, "OVERRIDES", {}), module.get_grid()
+    shared, grid = getattr(module, "OVERRIDES", {}), run_file_code(str(path), "sweep", module.get_grid)
     _check_overrides(path, shared, grid)
+    if not grid:
+        print(f"warning: sweep {name} has no points: get_grid() in {path} returned []", file=sys.stderr)
     fractions = getattr(module, "COOLDOWN_FRACTIONS", ())
     pack_size = getattr(module, "PACK_SIZE", 1)
     check_value(f"COOLDOWN_FRACTIONS in {path}", fractions, "portions")

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from analysis.table.contract import FINAL_STATUSES, Status
+from scaling.errors import RecordError
 from scaling.sweep.spec import SweepPoint
 from scaling.workdir.records import RunResult, read_result, write_result
 
 COMPILATION_CACHE = ".jax_cache"  # runs that differ only in data size or schedule share compiled steps
+SWEEP_LOCK = ".sweep.lock"  # held by the one `scaling sweep run` working on a root
+PENDING, DAMAGED = "pending", "damaged"  # a point never started; one whose result.json cannot be read
 
 
 def point_status(root: Path, point: SweepPoint) -> str:
-    """`pending` (never started), or the status in its result.json (`running` if it was killed)."""
-    result = read_result(root / point.run_id)
-    return "pending" if result is None else result["status"]
+    """`pending` (never started), `damaged` (its result.json cannot be read, reported: the point runs again), or
+    the status in its result.json (`running` if it was killed)."""
+    try:
+        result = read_result(root / point.run_id)
+    except RecordError as error:
+        print(f"warning: {error}", file=sys.stderr)
+        return DAMAGED
+    return PENDING if result is None else result["status"]
+
+
+def readable_result(workdir: Path) -> dict[str, Any] | None:
+    """The run's result.json, or None when it has none or it cannot be read."""
+    try:
+        return read_result(workdir)
+    except RecordError:
+        return None
 
 
 def is_done(root: Path, point: SweepPoint) -> bool:
@@ -23,15 +41,20 @@ def is_done(root: Path, point: SweepPoint) -> bool:
     return point_status(root, point) in FINAL_STATUSES
 
 
-def record_unfinished(root: Path, point: SweepPoint, describe_error: Callable[[], str]) -> str:
-    """The status a finished process recorded; one that recorded none is recorded as failed."""
+def record_unfinished(root: Path, point: SweepPoint, describe_error: Callable[[], str],
+                      status: str = Status.FAILED) -> str:
+    """The status a finished process recorded; one that recorded none (or an unreadable one) is recorded with
+    `status` (failed, or interrupted when the sweep stopped it) and `describe_error()`."""
     workdir = root / point.run_id
-    result = read_result(workdir)
+    result = readable_result(workdir)
     if result is not None and result["status"] != Status.RUNNING:
         return result["status"]
     workdir.mkdir(parents=True, exist_ok=True)
-    write_result(workdir, RunResult(status=Status.FAILED, error=describe_error()))
-    return Status.FAILED
+    earlier = result or {}
+    write_result(workdir, RunResult(status=status, error=describe_error(), step=earlier.get("step", 0),
+                                    wall_seconds=earlier.get("wall_seconds", 0.0),
+                                    attempts=earlier.get("attempts", 1)))
+    return status
 
 
 def compilation_cache_env(root: Path) -> dict[str, str]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from analysis.table.contract import Status
 from scaling.sweep.spec import SweepPoint
-from scaling.sweep.state import is_done
-from scaling.workdir.records import read_result
+from scaling.sweep.state import is_done, readable_result
 
 
 def train_unit(points: list[SweepPoint], root: str | Path, wandb: str | None = None) -> dict[str, str]:
@@ -35,7 +34,8 @@ def train_unit(points: list[SweepPoint], root: str | Path, wandb: str | None = N
             train_packed(configs, [root / point.run_id for point in todo])
         except Exception as error:  # recorded in result.json as failed
             print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-    return {point.run_id: (read_result(root / point.run_id) or {"status": Status.FAILED})["status"] for point in points}
+    return {point.run_id: (readable_result(root / point.run_id) or {"status": Status.FAILED})["status"]
+            for point in points}
 
 
 def encode_points(points: list[SweepPoint]) -> str:

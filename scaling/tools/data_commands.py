@@ -109,7 +109,7 @@ def _describe(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {value}")
     rows, new_bytes = [], 0  # the uint8 caches the run will read: what they hold and what is still to write
     for use in caches:
-        filled = rows_filled(use.directory)
+        filled = rows_filled(use.directory, use.image_shape)
         new_bytes += cache_bytes(max(use.rows - filled, 0), use.image_shape)
         state = "new" if not filled else "built" if filled >= use.rows else f"{filled:,} rows built"
         rows.append((use.name, describe_size(use.rows, use.image_shape), state, str(use.directory.relative_to(root))))

@@ -4,7 +4,12 @@ writes its share of the checkpoints."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 import time
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,7 @@ from analysis.table.contract import Status
 from scaling.config.loading import to_json_dict
 from scaling.plan import RunPlan
 from scaling.workdir import checkpoint
-from scaling.workdir.records import RunResult, write_result
+from scaling.workdir.records import TRACEBACK_FILE, RunResult, write_result
 from scaling.workdir.tracking import JsonlTracker, Trackers, WandbTracker, read_metrics
 
 
@@ -28,8 +33,10 @@ def writes_records() -> bool:
 class RunRecorder:
     """One run's records: its plan and result, its checkpoint manager and its metric trackers."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: Path, plan: RunPlan, result: RunResult):
-        self.config, self.workdir, self.plan, self.result = config, workdir, plan, result
+    def __init__(self, config: ml_collections.ConfigDict, workdir: Path, plan: RunPlan, result: RunResult,
+                 since: float):
+        """`since`: when the run started (time.monotonic), its earlier attempts' wall time included."""
+        self.config, self.workdir, self.plan, self.result, self.since = config, workdir, plan, result, since
         self.result.__dict__.update(plan.result_fields())
         self.manager = checkpoint.checkpoint_manager(workdir, config.train.keep_checkpoints, set(plan.kept_steps))
         self.trackers = Trackers([])
@@ -39,10 +46,12 @@ class RunRecorder:
         """Whether the run still trains (not diverged, preempted or finished)."""
         return self.result.status == Status.RUNNING
 
-    def open_trackers(self, start_step: int) -> None:
-        """Start metric lines at `start_step` (later lines of an earlier attempt are dropped) and wandb."""
+    def start(self, start_step: int) -> None:
+        """Record the run as running from `start_step`; start metric lines there (later lines of an earlier attempt
+        are dropped) and wandb."""
         if not writes_records():
             return
+        self._record(start_step)
         trackers = [JsonlTracker(self.workdir, start_step)]
         if self.config.wandb.mode != "disabled":
             wandb = self.config.wandb
@@ -63,8 +72,14 @@ class RunRecorder:
         self.trackers.log(step, {"kind": "eval", "examples_seen": step * self.plan.batch_size, **metrics})
 
     def save(self, step: int, state: Any) -> None:
-        """Checkpoint `state` at `step` (asynchronously)."""
+        """Checkpoint `state` at `step` (asynchronously); result.json says how far the run got and its wall time."""
         checkpoint.save(self.manager, step, state)
+        if writes_records():
+            self._record(step)
+
+    def _record(self, step: int) -> None:
+        self.result.step, self.result.wall_seconds = step, time.monotonic() - self.since
+        write_result(self.workdir, self.result)
 
     def diverged(self, step: int) -> None:
         """Loss or gradients became non-finite at `step`; the checkpoints stay as they are."""
@@ -85,7 +100,7 @@ class RunRecorder:
         self._stop(Status.COMPLETED, step, None)
         self.result.final_eval = final_eval
 
-    def finish(self, started: float, compilation_cache: dict[str, int]) -> None:
+    def finish(self, compilation_cache: dict[str, int]) -> None:
         """Close checkpoints and trackers, and write result.json with the run's throughput and best evaluation."""
         self.manager.wait_until_finished()
         self.manager.close()
@@ -105,19 +120,49 @@ class RunRecorder:
         result.examples_seen = result.step * self.plan.batch_size
         result.compute = result.flops_per_example * result.examples_seen
         result.compilation_cache = compilation_cache
-        result.wall_seconds = time.monotonic() - started
+        result.wall_seconds = time.monotonic() - self.since
         write_result(self.workdir, result)
 
     def _stop(self, status: str, step: int, error: str | None) -> None:
         self.result.status, self.result.step, self.result.error = status, step, error
 
 
-def record_failure(workdir: Path, result: RunResult, started: float, error: BaseException) -> None:
-    """Record the run as failed, or as interrupted (resumable) when it was stopped from outside."""
+def record_failure(workdir: Path, result: RunResult, since: float, error: BaseException) -> None:
+    """Record the run as failed, or as interrupted (resumable) when it was stopped from outside (`since`: when the
+    run started, earlier attempts included)."""
     stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
     result.status = Status.INTERRUPTED if stopped else Status.FAILED
     result.error = f"{type(error).__name__}: {error}"
-    result.wall_seconds = time.monotonic() - started
+    result.wall_seconds = time.monotonic() - since
     if writes_records():
         write_result(workdir, result)
+        keep_traceback(workdir, "".join(traceback.format_exception(error)))
+
+
+def keep_traceback(workdir: Path, text: str) -> None:
+    """Append a traceback, with the time, to the workdir's traceback.txt (the console gets one line, or none)."""
+    with open(workdir / TRACEBACK_FILE, "a") as file:
+        file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{text}")
+
+
+@contextlib.contextmanager
+def background_errors_to(workdir: Path) -> Iterator[None]:
+    """Inside the block, tracebacks that background threads would print (orbax's writers after a failed save,
+    whose error reaches the loop through the checkpoint manager anyway) go to the workdir's traceback.txt."""
+    if not writes_records():
+        yield
+        return
+
+    def keep(kind: type[BaseException], value: BaseException, trace: Any) -> None:
+        keep_traceback(workdir, "".join(traceback.format_exception(kind, value, trace)))
+
+    def keep_hooked(hook: Any) -> None:
+        keep(hook.exc_type, hook.exc_value, hook.exc_traceback)
+
+    previous = sys.excepthook, threading.excepthook, sys.unraisablehook
+    sys.excepthook, threading.excepthook, sys.unraisablehook = keep, keep_hooked, keep_hooked
+    try:
+        yield
+    finally:
+        sys.excepthook, threading.excepthook, sys.unraisablehook = previous
 

@@ -1,14 +1,23 @@
-"""What a run leaves in its workdir: `config.json` and `result.json` (the source of truth)."""
+"""What a run leaves in its workdir: `config.json` and `result.json` (the source of truth), and the lock that
+keeps a workdir to one writer."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from analysis.errors import AnalysisError
 from analysis.table.contract import CONFIG_FILE, RESULT_FILE
-from scaling.errors import ConfigError
+from analysis.table.workdirs import read_json
+from scaling.errors import ConfigError, RecordError
+from scaling.locks import claim_folder
+
+LOCK_FILE = ".lock"  # held (flock) by the one process that writes the workdir's records
+TRACEBACK_FILE = "traceback.txt"  # the tracebacks of failed attempts, appended (the console gets one line)
 
 
 @dataclasses.dataclass
@@ -35,7 +44,8 @@ class RunResult:
     compute: float | None = None
     final_eval: dict[str, float] | None = None
     best_eval: dict[str, float] | None = None
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0  # of every attempt together (a resumed run adds its attempts)
+    attempts: int = 1  # times the run was started, resumes included
     device_kind: str | None = None
     num_devices: int | None = None
     pack_size: int = 1  # models trained together in one vmapped program (wall time is shared)
@@ -44,17 +54,26 @@ class RunResult:
     compilation_cache: dict[str, int] | None = None  # persistent-cache hits and misses of this attempt
 
 
+RESULT_FIELDS = frozenset(field.name for field in dataclasses.fields(RunResult))
+
+
+def claim_workdir(workdir: Path, *, lock: bool = True) -> contextlib.AbstractContextManager[None]:
+    """Create `workdir` and, with `lock`, hold its lock inside the block (see scaling.locks.claim_folder)."""
+    return claim_folder(workdir, f"workdir {workdir}", LOCK_FILE if lock else None)
+
+
 def write_config(workdir: Path, config: dict[str, Any]) -> None:
     """Write config.json; refuse a workdir that holds a run of a different config (`check_config`)."""
     check_config(workdir, config)
-    _write_atomically(workdir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_atomically(workdir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def check_config(workdir: Path, config: dict[str, Any]) -> None:
     """Raise ConfigError if the workdir holds a run of a different config (wandb, mesh and cache aside)."""
     path = workdir / CONFIG_FILE
     if path.exists():
-        old = json.loads(path.read_text())
+        old = _read(path, f"delete it to adopt this config (the checkpoints in {workdir} are kept), or use a new "
+                          "--workdir")
         if _identity(old) != _identity(config):
             raise ConfigError(
                 f"{workdir} holds a run with a different config "
@@ -65,27 +84,48 @@ def check_config(workdir: Path, config: dict[str, Any]) -> None:
 
 def write_result(workdir: Path, result: RunResult) -> None:
     """Write result.json atomically."""
-    _write_atomically(workdir / RESULT_FILE, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
+    write_atomically(workdir / RESULT_FILE, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` by `text` at once: a reader sees the old file or the new one, never half of it."""
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` by `text` at once: a reader, or a run killed meanwhile, sees the old file or the new one,
+    never half of it (the text reaches the disk before the rename)."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
+    with open(temporary, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
     temporary.replace(path)
 
 
 def read_result(workdir: Path) -> dict[str, Any] | None:
-    """The run's result.json as a dict, or None if it has none."""
+    """The run's result.json as a dict, or None if it has none; RecordError naming the file if it is damaged."""
     path = Path(workdir) / RESULT_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    result = _read(path, "run the point again (it resumes from its checkpoints) or remove the file")
+    if "status" not in result:
+        raise RecordError(f"{path} has no status; run the point again (it resumes from its checkpoints) or remove "
+                          "the file")
+    return result
+
+
+def _read(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object from `path`; RecordError naming the file and `fix` if it is unreadable or damaged."""
+    try:
+        return read_json(path)
+    except (AnalysisError, OSError) as error:
+        message = str(error).split("; ")[0] if isinstance(error, AnalysisError) else f"{path} cannot be read ({error})"
+        raise RecordError(f"{message}; {fix}") from None
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What makes a run this run: not its wandb settings, its mesh or its compilation cache (a preempted
-    run may resume on another slice)."""
+    """What makes a run this run: what changes its computation. Not its wandb settings, its mesh, its compilation
+    cache, or where its data lives (a preempted run may resume on another slice, with its data moved)."""
     train = {key: value for key, value in config.get("train", {}).items() if key != "compilation_cache_dir"}
-    return {key: value for key, value in config.items() if key not in ("wandb", "mesh")} | {"train": train}
+    data = {key: value for key, value in config.get("data", {}).items() if key not in ("data_dir", "cache_dir")}
+    return {key: value for key, value in config.items() if key not in ("wandb", "mesh")} | {"train": train,
+                                                                                             "data": data}
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from analysis.errors import AnalysisError
 from analysis.table.contract import METRICS_FILE
+from analysis.table.workdirs import read_metrics
+from scaling.errors import ConfigError, RecordError
+from scaling.workdir.records import write_atomically
 
 WANDB_ID_FILE = "wandb_run_id"
 
@@ -25,7 +32,7 @@ class JsonlTracker:
 
     def __init__(self, workdir: Path, resume_step: int):
         self.path = workdir / METRICS_FILE
-        drop_lines_after(self.path, resume_step)
+        drop_lines_after(workdir, resume_step)
         self.file = self.path.open("a")
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
@@ -37,19 +44,29 @@ class JsonlTracker:
 
 
 class WandbTracker:
-    """Logs to wandb; the run id lives in the workdir so a resumed run continues the same wandb run."""
+    """Logs to wandb; the run id lives in the workdir so a resumed run continues the same wandb run.
+
+    Offline, nothing leaves the machine: wandb's error reporting and telemetry, which otherwise look up and post
+    to its server even offline, are off for the rest of the process (WANDB_ERROR_REPORTING=false, read by wandb's
+    service when it starts and by its telemetry recorder when first made). wandb's logs stay in the workdir: the
+    run's in workdir/wandb/, and those of the wandb service (which the process's first run starts) in
+    workdir/wandb/cache/ rather than ~/.cache/wandb (WANDB_CACHE_DIR while the run starts).
+    """
 
     def __init__(self, workdir: Path, mode: str, project: str, group: str | None, name: str, config: dict):
         import wandb
 
+        if mode == "offline":
+            os.environ["WANDB_ERROR_REPORTING"] = "false"
         id_file = workdir / WANDB_ID_FILE
         if not id_file.exists():
             id_file.write_text(uuid.uuid4().hex[:12])
         self.run_id = id_file.read_text().strip()
-        self.run = wandb.init(
-            id=self.run_id, resume="allow", mode=mode, project=project, group=group, name=name,
-            dir=str(workdir), config=config, settings=wandb.Settings(console="off", silent=True),
-        )
+        with _environment_variable("WANDB_CACHE_DIR", str((workdir / "wandb" / "cache").absolute())):
+            self.run = wandb.init(
+                id=self.run_id, resume="allow", mode=mode, project=project, group=group, name=name,
+                dir=str(workdir), config=config, settings=wandb.Settings(console="off", silent=True),
+            )
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         self.run.log(metrics, step=step)
@@ -73,15 +90,50 @@ class Trackers:
             tracker.close()
 
 
-def drop_lines_after(path: Path, step: int) -> None:
-    """Forget metrics logged after `step` (the resumed run logs them again)."""
+def drop_lines_after(workdir: Path, step: int) -> None:
+    """Forget the metrics logged after `step` (the resumed run logs them again) and a torn last line (a kill or a
+    full disk mid-write, reported), replacing metrics.jsonl atomically."""
+    path = workdir / METRICS_FILE
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in lines))
+    try:
+        lines = read_metrics(workdir)
+    except AnalysisError as error:
+        raise RecordError(f"{error}; or move the file away to resume without the earlier metrics") from None
+    write_atomically(path, "".join(json.dumps(line) + "\n" for line in lines if line["step"] <= step))
 
 
-def read_metrics(workdir: Path) -> list[dict[str, Any]]:
-    """All metric lines of a run, in order."""
-    path = workdir / METRICS_FILE
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+@contextlib.contextmanager
+def _environment_variable(name: str, value: str) -> Iterator[None]:
+    """Set environment variable `name` to `value` inside the block, then restore it."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = previous
+
+
+def check_wandb_credentials(mode: str) -> None:
+    """Raise ConfigError when `mode` is online and wandb finds no credentials for its server (WANDB_API_KEY,
+    WANDB_IDENTITY_TOKEN_FILE, a netrc entry or a settings file), so a run fails before it reads any data.
+    Reads only local files and the environment: nothing is verified with the server."""
+    if mode != "online":
+        return
+    from wandb.errors import AuthenticationError
+    from wandb.sdk import wandb_setup
+    from wandb.sdk.lib import wbauth
+
+    host = wandb_setup.singleton().settings.base_url
+    try:
+        credentials = wbauth.authenticate_session(host=host, source="scaling", prompt=False, update_session=False)
+    except AuthenticationError as error:
+        raise ConfigError(f"--wandb online: the wandb credentials for {host} are unusable ({error}): run "
+                          "`wandb login --relogin` or set WANDB_API_KEY, or train with --wandb offline") from None
+    if credentials is None:
+        raise ConfigError(f"--wandb online needs a wandb API key for {host} and none is set (no WANDB_API_KEY, no "
+                          "~/.netrc entry): run `wandb login` or set WANDB_API_KEY, or train with --wandb offline "
+                          "(and `wandb sync` the run later)")
