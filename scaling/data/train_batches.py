@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from scaling.data.batches import batch_indices
-from scaling.data.source import feature_keys
+from scaling.data.source import feature_keys, records_at
 
 Batch = tuple[np.ndarray, np.ndarray]  # uint8 images [b, H, W, C], int32 labels [b]
 
@@ -69,6 +69,7 @@ class StreamingBatches:
                  batch_size: int, seed: int, resolution: int, channels: int, min_area: float | None,
                  process_index: int = 0, process_count: int = 1):
         self.image_key = feature_keys(builder)[0]
+        self.builder, self.split = builder, split
         self.source = builder.as_data_source(split, decoders={self.image_key: tfds.decode.SkipDecoding()})
         self.order, self.labels, self.batch_size, self.seed = order, labels, batch_size, seed
         self.resolution, self.channels, self.min_area = resolution, channels, min_area
@@ -79,7 +80,7 @@ class StreamingBatches:
         global_positions = batch_indices(len(self.labels), self.batch_size, self.seed, step)
         slots = local_share(np.arange(self.batch_size), self.process_index, self.process_count)
         positions = global_positions[slots]
-        records = self.source.__getitems__([int(i) for i in self.order[positions]])
+        records = records_at(self.builder, self.split, self.source, self.order[positions])
         seeds = np.stack([np.full(len(slots), self.seed), step * self.batch_size + slots], 1).astype(np.int32)
         encoded = np.array([record[self.image_key] for record in records], dtype=object)
         return encoded, seeds, self.labels[positions].astype(np.int32)
