@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from analysis.table.contract import FINAL_STATUSES, Status
-from scaling.errors import RecordError
+from scaling.errors import BusyError, RecordError
 from scaling.sweep.spec import SweepPoint
-from scaling.workdir.records import RunResult, read_result, write_result
+from scaling.workdir.records import RunResult, claim_workdir, read_result, write_result
 
 COMPILATION_CACHE = ".jax_cache"  # runs that differ only in data size or schedule share compiled steps
 SWEEP_LOCK = ".sweep.lock"  # held by the one `scaling sweep run` working on a root
@@ -44,16 +44,21 @@ def is_done(root: Path, point: SweepPoint) -> bool:
 def record_unfinished(root: Path, point: SweepPoint, describe_error: Callable[[], str],
                       status: str = Status.FAILED) -> str:
     """The status a finished process recorded; one that recorded none (or an unreadable one) is recorded with
-    `status` (failed, or interrupted when the sweep stopped it) and `describe_error()`."""
+    `status` (failed, or interrupted when the sweep stopped it) and `describe_error()`. A workdir another process
+    still writes (e.g. a `scaling train` started by hand) is left to it: `running`."""
     workdir = root / point.run_id
-    result = readable_result(workdir)
-    if result is not None and result["status"] != Status.RUNNING:
-        return result["status"]
-    workdir.mkdir(parents=True, exist_ok=True)
-    earlier = result or {}
-    write_result(workdir, RunResult(status=status, error=describe_error(), step=earlier.get("step", 0),
-                                    wall_seconds=earlier.get("wall_seconds", 0.0),
-                                    attempts=earlier.get("attempts", 1)))
+    try:
+        with claim_workdir(workdir):
+            result = readable_result(workdir)
+            if result is not None and result["status"] != Status.RUNNING:
+                return result["status"]
+            earlier = result or {}
+            write_result(workdir, RunResult(status=status, error=describe_error(), step=earlier.get("step", 0),
+                                            wall_seconds=earlier.get("wall_seconds", 0.0),
+                                            attempts=earlier.get("attempts", 1)))
+    except BusyError as error:
+        print(f"warning: {error}; its record is left to that process", file=sys.stderr)
+        return Status.RUNNING
     return status
 
 
