@@ -162,11 +162,12 @@ def _completed_run(workdir: Path, config: dict, top1_error: float) -> None:
 
 def test_damaged_records_in_a_root_are_named_and_the_rest_proceeds(digits_data_dir, tmp_path, capsys):
     """Point A completed, B's result.json is torn: `sweep status` names B's file, `sweep run` retries B alone
-    (A untouched). Then A's config.json is damaged: `sweep results` names it and keeps B's rows."""
-    sweep_file = _sweep_file(tmp_path / "s.py", digits_data_dir, steps=2, widths="[4, 8]")
+    (A untouched). Then A's config.json is damaged: `sweep results` names it and keeps B's rows. B is the width
+    the tests above trained, so its worker reuses their compiled programs."""
+    sweep_file = _sweep_file(tmp_path / "s.py", digits_data_dir, steps=2, widths="[8, 4]")
     root = tmp_path / "root"
     a, b = load_sweep(sweep_file).points
-    _completed_run(root / a.run_id, {"model": {"width": 4}}, 0.5)
+    _completed_run(root / a.run_id, {"model": {"width": 8}}, 0.5)
     (root / b.run_id).mkdir(parents=True)
     (root / b.run_id / RESULT_FILE).write_text('{"status": "compl')
     a_files = {path: path.read_bytes() for path in (root / a.run_id).iterdir()}

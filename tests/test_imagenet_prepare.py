@@ -181,7 +181,8 @@ def test_a_class_count_sweep_on_prepared_tars_runs_collects_and_reports_per_clas
         rows = table[table["num_classes"] == classes]
         assert len(rows) == 3 and set(rows["status"]) == {"completed"}  # one row per evaluation (steps 1-3)
         assert set(rows["eval_examples"]) == {sum(synset in train_synsets[:classes] for synset in truth)}
-    code, out, _ = run_cli("report", str(root / "results.csv"), "--out", str(root / "report"))
+    code, out, _ = run_cli("report", str(root / "results.csv"), "--out", str(root / "report"), "--bootstrap", "0",
+                           "--formats", "png")
     assert code == 0 and "one report per class count" in out
     for classes in (4, 6):
         record = json.loads((root / "report" / f"classes-{classes}" / "report.json").read_text())

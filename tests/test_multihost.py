@@ -116,10 +116,12 @@ def test_two_processes_train_like_one_and_a_preemption_of_one_host_stops_both(di
 
     SIGTERM reaches process 1 only: JAX's preemption service makes both checkpoint the same step s and stop.
     That checkpoint equals one process's after s steps (a constant learning rate, so the run's length does not
-    matter); the same commands again resume and finish, process 0 alone writing the records."""
+    matter); the same commands again resume and finish, process 0 alone writing the records. The rate is small
+    enough that the reduction-order drift stays within the tolerance wherever the preemption lands (at 0.05 it
+    did not from step 9 on); a batch or step out of place still differs by far more."""
     common = ["train.log_every_steps=10", "train.checkpoint_every_steps=1000", "mesh.data=-1", "optim.name=sgd",
-              "optim.lr=0.05", "optim.schedule=constant", "optim.warmup_fraction=0"]
-    args = tiny_args("resnet", digits_data_dir, "train.steps=100", *common)
+              "optim.lr=0.01", "optim.schedule=constant", "optim.warmup_fraction=0"]
+    args = tiny_args("resnet", digits_data_dir, "train.steps=30", *common)
     two, one = tmp_path / "two", tmp_path / "one"
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
     env = {**os.environ, "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count=4".strip()}
@@ -132,7 +134,7 @@ def test_two_processes_train_like_one_and_a_preemption_of_one_host_stops_both(di
     codes, logs = _exit_codes(processes)
     assert codes == [PREEMPTED_EXIT, PREEMPTED_EXIT], logs
     stopped = read_result(two)
-    assert stopped["status"] == "preempted" and 0 < stopped["step"] < 100 and stopped["num_devices"] == 8
+    assert stopped["status"] == "preempted" and 0 < stopped["step"] < 30 and stopped["num_devices"] == 8
     assert sorted(int(p.name) for p in (two / "checkpoints").iterdir() if p.name.isdigit()) == [stopped["step"]]
 
     assert main(["train", *tiny_args("resnet", digits_data_dir, f"train.steps={stopped['step']}", *common),
@@ -141,6 +143,6 @@ def test_two_processes_train_like_one_and_a_preemption_of_one_host_stops_both(di
 
     codes, logs = _exit_codes(_launch(args, two, f"localhost:{_free_port()}", env))
     assert codes == [0, 0], logs
-    assert read_result(two)["status"] == "completed" and read_result(two)["step"] == 100
+    assert read_result(two)["status"] == "completed" and read_result(two)["step"] == 30
     assert sorted(path.name for path in two.iterdir()) == sorted(path.name for path in one.iterdir())
-    assert [line["step"] for line in _train_lines(two)] == list(range(10, 101, 10))  # process 0 alone logs
+    assert [line["step"] for line in _train_lines(two)] == [10, 20, 30]  # process 0 alone logs, each line once

@@ -73,10 +73,12 @@ def test_sweep_units_pack_only_compatible_points():
 
 
 def test_bench_pack_prints_the_ratio_against_training_one_after_another(digits_data_dir, capsys):
+    """The runs of the first test's shapes and optimizer: its compiled programs come from the compilation cache."""
     from scaling.cli import main
 
     args = ["bench", "pack", "--config", "configs/resnet.py:width=4,depth=10", "--members", "2", "--steps", "4",
-            f"--config.data.data_dir={digits_data_dir}", "--config.train.batch_size=32"]
+            f"--config.data.data_dir={digits_data_dir}", "--config.train.batch_size=32",
+            "--config.train.eval_batch_size=64", "--config.optim.name=sgd"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "2 models x 4 steps of 32 examples" in out and "ratio packed/sequential:" in out

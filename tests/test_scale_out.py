@@ -1,5 +1,7 @@
-"""Scale-out on the 8 virtual devices: partition rules, FSDP and tensor-parallel meshes, bf16, gradient
-accumulation, the dry run, the persistent compilation cache and divergence."""
+"""Scale-out on the 8 virtual devices: partition rules, data-parallel, FSDP and tensor-parallel meshes, bf16,
+gradient accumulation, the dry run, the persistent compilation cache and divergence."""
+
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -65,63 +67,90 @@ def test_tensor_axis_without_rules_and_indivisible_heads_are_config_errors(digit
         _layouts(tiny_config("vit", digits_data_dir, "mesh.data=2", "mesh.tensor=4"), digits_data_dir)
 
 
-@pytest.mark.parametrize("family, meshes", [
-    ("vit", ["mesh.data=2,mesh.fsdp=4", "mesh.data=2,mesh.fsdp=2,mesh.tensor=2"]),
-    ("resnet", ["mesh.data=1,mesh.fsdp=8"]),
-])
-def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(family, meshes, digits_data_dir, tmp_path):
-    """Same global batch on one device and on FSDP / tensor-parallel meshes of 8 (sgd: Adam magnifies round-off)."""
-    common = ["train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1", "mesh.fsdp_min_size=1"]
-    train_and_evaluate(tiny_config(family, digits_data_dir, *common, "mesh.data=1"), tmp_path / "single")
-    for index, mesh in enumerate(meshes):
+# sgd: Adam magnifies float round-off in tiny gradients. The compiled step depends on neither the learning rate nor
+# the run's length (scaling.program.optim), so runs that differ only in those share one program.
+SGD = ("train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1", "mesh.fsdp_min_size=1")
+
+
+@pytest.fixture(scope="module")
+def vit_one_device(digits_data_dir, tmp_path_factory) -> Path:
+    """The tiny ViT trained 3 sgd steps on one device: what the meshes, accumulation and bf16 must reproduce."""
+    workdir = tmp_path_factory.mktemp("vit_one_device")
+    train_and_evaluate(tiny_config("vit", digits_data_dir, *SGD, "mesh.data=1"), workdir)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def resnet_one_device(digits_data_dir, tmp_path_factory) -> Path:
+    """The tiny ResNet trained 3 sgd steps on one device, the first run to compile into a fresh cache of its own
+    (`_resnet_cache`): the reference of the data-parallel and mesh-change tests, the compilation-cache test's first
+    run."""
+    root = tmp_path_factory.mktemp("resnet_one_device")
+    train_and_evaluate(tiny_config("resnet", digits_data_dir, *_resnet_sgd(root / "xla")), root / "run")
+    return root / "run"
+
+
+def _resnet_sgd(cache: Path) -> list[str]:
+    """The settings of `resnet_one_device`, compiling through `cache`."""
+    return [*SGD, "mesh.data=1", f"train.compilation_cache_dir={cache}"]
+
+
+def _resnet_cache(reference: Path) -> Path:
+    """The compilation cache of `resnet_one_device`."""
+    return reference.parent / "xla"
+
+
+def test_fsdp_and_tensor_parallel_meshes_match_a_single_device(vit_one_device, digits_data_dir, tmp_path):
+    """Same global batch on one device and on FSDP / tensor-parallel meshes of 8. ResNet on fsdp=8 is checked the
+    same way by test_run_preempted_on_one_mesh_resumes_on_another, where it takes over a run from one device."""
+    for index, mesh in enumerate(["mesh.data=2,mesh.fsdp=4", "mesh.data=2,mesh.fsdp=2,mesh.tensor=2"]):
         workdir = tmp_path / f"mesh{index}"
-        result = train_and_evaluate(tiny_config(family, digits_data_dir, *common, *mesh.split(",")), workdir)
+        result = train_and_evaluate(tiny_config("vit", digits_data_dir, *SGD, *mesh.split(",")), workdir)
         assert result.status == "completed" and result.num_devices == 8
-        np.testing.assert_allclose(_train_losses(workdir), _train_losses(tmp_path / "single"), rtol=2e-5, err_msg=mesh)
-        assert_same_checkpoints(workdir, tmp_path / "single", rtol=1e-3, atol=5e-5)
+        np.testing.assert_allclose(_train_losses(workdir), _train_losses(vit_one_device), rtol=2e-5, err_msg=mesh)
+        assert_same_checkpoints(workdir, vit_one_device, rtol=1e-3, atol=5e-5)
 
 
-def test_run_preempted_on_one_mesh_resumes_on_another(digits_data_dir, tmp_path, capsys):
+def test_data_parallel_step_matches_single_device(resnet_one_device, digits_data_dir, tmp_path):
+    """Same global batch on 8 devices as on one."""
+    train_and_evaluate(tiny_config("resnet", digits_data_dir, *SGD, "mesh.data=8"), tmp_path)
+    np.testing.assert_allclose(_train_losses(tmp_path), _train_losses(resnet_one_device), rtol=1e-5)
+    assert_same_checkpoints(tmp_path, resnet_one_device, rtol=1e-3, atol=5e-5)  # reduction order differs
+
+
+def test_run_preempted_on_one_mesh_resumes_on_another(resnet_one_device, digits_data_dir, tmp_path, capsys):
     """README: "A run may resume on a different mesh". Preempted after step 1 on one device, resumed on fsdp=8
-    from that checkpoint (its step-1 line kept, not retrained); its losses are those of a run on one device
-    throughout. (The meshes and settings of the test above: its programs are in the compilation cache.)"""
-    common = ["train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1", "mesh.fsdp_min_size=1"]
-    single = tiny_config("resnet", digits_data_dir, *common, "mesh.data=1")
-    train_and_evaluate(single, tmp_path / "whole")
+    from that checkpoint (its step-1 line kept, not retrained); its losses and final state are those of a run on
+    one device throughout, so this is also ResNet's check that FSDP trains as one device does."""
+    settings = _resnet_sgd(_resnet_cache(resnet_one_device))
     request_stop()  # as SIGTERM does: checkpoint and stop after the next step
-    assert train_and_evaluate(single, tmp_path / "moved").status == "preempted"
-    first_attempt = (tmp_path / "moved" / "metrics.jsonl").read_text()
-    assert [line["step"] for line in read_metrics(tmp_path / "moved")] == [1]
+    assert train_and_evaluate(tiny_config("resnet", digits_data_dir, *settings), tmp_path).status == "preempted"
+    first_attempt = (tmp_path / "metrics.jsonl").read_text()
+    assert [line["step"] for line in read_metrics(tmp_path)] == [1]
     capsys.readouterr()
-    fsdp = tiny_config("resnet", digits_data_dir, *common, "mesh.data=1", "mesh.fsdp=8")
-    result = train_and_evaluate(fsdp, tmp_path / "moved")
+    result = train_and_evaluate(tiny_config("resnet", digits_data_dir, *settings, "mesh.fsdp=8"), tmp_path)
     assert result.status == "completed" and result.step == 3 and result.num_devices == 8
     assert "resuming at step 1" in capsys.readouterr().err
-    assert (tmp_path / "moved" / "metrics.jsonl").read_text().startswith(first_attempt)
-    assert [line["step"] for line in read_metrics(tmp_path / "moved") if line["kind"] == "train"] == [1, 2, 3]
-    np.testing.assert_allclose(_train_losses(tmp_path / "moved"), _train_losses(tmp_path / "whole"), rtol=2e-5)
-    assert_same_checkpoints(tmp_path / "moved", tmp_path / "whole", rtol=1e-3, atol=5e-5)
+    assert (tmp_path / "metrics.jsonl").read_text().startswith(first_attempt)
+    assert [line["step"] for line in read_metrics(tmp_path) if line["kind"] == "train"] == [1, 2, 3]
+    np.testing.assert_allclose(_train_losses(tmp_path), _train_losses(resnet_one_device), rtol=2e-5)
+    assert_same_checkpoints(tmp_path, resnet_one_device, rtol=1e-3, atol=5e-5)
 
 
-def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(digits_data_dir, tmp_path):
-    common = ["train.steps=4", "train.log_every_steps=1", "optim.lr=3e-3"]
-    for dtype in ("float32", "bfloat16"):
-        train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.compute_dtype={dtype}"),
-                           tmp_path / dtype)
-    low, full = _train_losses(tmp_path / "bfloat16"), _train_losses(tmp_path / "float32")
+def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(vit_one_device, digits_data_dir, tmp_path):
+    train_and_evaluate(tiny_config("vit", digits_data_dir, *SGD, "mesh.data=1", "train.compute_dtype=bfloat16"),
+                       tmp_path)
+    low, full = _train_losses(tmp_path), _train_losses(vit_one_device)
     np.testing.assert_allclose(low, full, rtol=2e-2)
     assert low != full  # bf16 really computed in lower precision
-    assert {leaf.dtype for leaf in final_checkpoint_leaves(tmp_path / "bfloat16").values()} <= {
+    assert {leaf.dtype for leaf in final_checkpoint_leaves(tmp_path).values()} <= {
         np.dtype("float32"), np.dtype("int32")}
 
 
-def test_gradient_accumulation_matches_the_large_batch(digits_data_dir, tmp_path):
-    common = ["train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1"]
-    for parts in (1, 4):
-        train_and_evaluate(tiny_config("vit", digits_data_dir, *common, f"train.microbatches={parts}"),
-                           tmp_path / str(parts))
-    np.testing.assert_allclose(_train_losses(tmp_path / "4"), _train_losses(tmp_path / "1"), rtol=1e-5)
-    assert_same_checkpoints(tmp_path / "4", tmp_path / "1", rtol=1e-3, atol=5e-5)
+def test_gradient_accumulation_matches_the_large_batch(vit_one_device, digits_data_dir, tmp_path):
+    train_and_evaluate(tiny_config("vit", digits_data_dir, *SGD, "mesh.data=1", "train.microbatches=4"), tmp_path)
+    np.testing.assert_allclose(_train_losses(tmp_path), _train_losses(vit_one_device), rtol=1e-5)
+    assert_same_checkpoints(tmp_path, vit_one_device, rtol=1e-3, atol=5e-5)
 
 
 def test_microbatches_that_do_not_split_the_batch_are_rejected(digits_data_dir, tmp_path):
@@ -178,18 +207,19 @@ def test_dry_run_needs_no_prepared_dataset_only_its_tfds_definition(tmp_path, ca
     assert "data.resolution" in capsys.readouterr().err
 
 
-def test_a_repeated_run_compiles_nothing_through_the_configured_cache(digits_data_dir, tmp_path):
-    cache = tmp_path / "xla"
-    settings = ["train.steps=3", f"train.compilation_cache_dir={cache}"]
-    first = train_and_evaluate(tiny_config("resnet", digits_data_dir, *settings), tmp_path / "first")
-    second = train_and_evaluate(tiny_config("resnet", digits_data_dir, *settings), tmp_path / "second")
-    assert first.compilation_cache["misses"] > 0 and any(cache.iterdir())
+def test_a_repeated_run_compiles_nothing_through_the_configured_cache(resnet_one_device, digits_data_dir, tmp_path):
+    cache = _resnet_cache(resnet_one_device)
+    assert read_result(resnet_one_device)["compilation_cache"]["misses"] > 0 and any(cache.iterdir())
+    second = train_and_evaluate(tiny_config("resnet", digits_data_dir, *_resnet_sgd(cache)), tmp_path)
     assert second.compilation_cache["misses"] == 0 and second.compilation_cache["hits"] >= 3
 
 
-def test_non_finite_loss_is_recorded_as_diverged_and_the_last_good_checkpoint_kept(digits_data_dir, tmp_path):
-    args = tiny_args("resnet", digits_data_dir, "train.steps=40", "train.log_every_steps=1",
-                     "train.checkpoint_every_steps=1", "optim.name=sgd", "optim.lr=1e12", "optim.warmup_fraction=0.5")
+def test_non_finite_loss_is_recorded_as_diverged_and_the_last_good_checkpoint_kept(
+        resnet_one_device, digits_data_dir, tmp_path):
+    """The learning rate warms up from 0 to 1e12 over 5 steps: two finite steps, then a non-finite loss (the
+    run stops there, whatever its length)."""
+    args = tiny_args("resnet", digits_data_dir, *_resnet_sgd(_resnet_cache(resnet_one_device)), "train.steps=10",
+                     "train.checkpoint_every_steps=1", "optim.lr=1e12", "optim.warmup_fraction=0.5")
     assert main(["train", *args, "--workdir", str(tmp_path)]) == 1
     result = read_result(tmp_path)
     assert result["status"] == "diverged" and "non-finite at step" in result["error"]

@@ -66,7 +66,7 @@ def test_run_ids_are_stable_and_follow_the_settings(tmp_path):
 
 
 def test_killed_sweep_rerun_completes_every_point_once(digits_data_dir, tmp_path):
-    path = _write_sweep(tmp_path / "s.py", digits_data_dir, 'sweep("data.train_examples", [200, 400, 800])')
+    path = _write_sweep(tmp_path / "s.py", digits_data_dir, 'sweep("data.train_examples", [200, 400])')
     root = tmp_path / "root"
     command = [sys.executable, "-m", "scaling.cli", "sweep", "run", str(path), "--root", str(root)]
     process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stderr=subprocess.DEVNULL,
@@ -85,10 +85,10 @@ def test_killed_sweep_rerun_completes_every_point_once(digits_data_dir, tmp_path
     assert main(["sweep", "results", "--root", str(root)]) == 0
     table = pd.read_csv(root / "results.csv")
     assert list(table.columns) == list(RESULT_COLUMNS)
-    assert table["run_id"].nunique() == 3 and len(table) == 6  # evaluations at steps 10 and 20 of each run
+    assert table["run_id"].nunique() == 2 and len(table) == 4  # evaluations at steps 10 and 20 of each run
     assert not table.duplicated(["run_id", "step"]).any()
     assert (table["status"] == "completed").all() and table.groupby("run_id")["is_final"].sum().eq(1).all()
-    assert sorted(table["train_examples"].unique()) == [200, 400, 800]
+    assert sorted(table["train_examples"].unique()) == [200, 400]
     assert (table["sweep"] == "tiny").all()  # also the wandb group of every run
     assert json.loads((root / table["run_id"][0] / "config.json").read_text())["wandb"]["group"] == "tiny"
     assert (table["compute"] == table["flops_per_example"] * table["examples_seen"]).all()
@@ -96,9 +96,10 @@ def test_killed_sweep_rerun_completes_every_point_once(digits_data_dir, tmp_path
 
 
 def test_diverging_point_is_recorded_and_the_sweep_goes_on(digits_data_dir, tmp_path, capsys):
-    path = _write_sweep(tmp_path / "s.py", digits_data_dir, 'sweep("optim.lr", [1e-3, 1e30])', ', "optim.name": "sgd"')
+    # The default adamw, as in the tests around it (their compiled programs are reused): lr 1e30 overflows in steps.
+    path = _write_sweep(tmp_path / "s.py", digits_data_dir, 'sweep("optim.lr", [1e30, 1e-3])')
     root = tmp_path / "root"
-    assert main(["sweep", "run", str(path), "--root", str(root)]) == 1
+    assert main(["sweep", "run", str(path), "--root", str(root), "--parallel", "2"]) == 1
     assert main(["sweep", "status", "--root", str(root)]) == 0
     assert "1 completed, 1 diverged" in capsys.readouterr().out
     assert main(["sweep", "results", "--root", str(root)]) == 0
@@ -113,7 +114,7 @@ def test_cooldown_branches_leave_the_trunk_and_each_give_a_row(digits_data_dir, 
     trunk, *branches = points
     assert [p.after for p in points] == [None, trunk.run_id, trunk.run_id]
     root = tmp_path / "root"
-    assert main(["sweep", "run", str(path), "--root", str(root)]) == 0
+    assert main(["sweep", "run", str(path), "--root", str(root), "--parallel", "2"]) == 0  # the branches at once
     assert main(["sweep", "results", "--root", str(root)]) == 0
     finals = pd.read_csv(root / "results.csv").query("is_final").set_index("run_id")
     assert finals.loc[trunk.run_id, "schedule"] == "constant" and finals.loc[trunk.run_id, "step"] == 20
