@@ -5,6 +5,7 @@ writes its share of the checkpoints."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import threading
 import time
@@ -148,7 +149,8 @@ def keep_traceback(workdir: Path, text: str) -> None:
 @contextlib.contextmanager
 def background_errors_to(workdir: Path) -> Iterator[None]:
     """Inside the block, tracebacks that background threads would print (orbax's writers after a failed save,
-    whose error reaches the loop through the checkpoint manager anyway) go to the workdir's traceback.txt."""
+    whose error reaches the loop through the checkpoint manager anyway) go to the workdir's traceback.txt. When
+    the block fails, they keep going there (with asyncio's error log): those threads outlive the error."""
     if not writes_records():
         yield
         return
@@ -163,6 +165,10 @@ def background_errors_to(workdir: Path) -> Iterator[None]:
     sys.excepthook, threading.excepthook, sys.unraisablehook = keep, keep_hooked, keep_hooked
     try:
         yield
-    finally:
-        sys.excepthook, threading.excepthook, sys.unraisablehook = previous
+    except BaseException:
+        asyncio_log = logging.getLogger("asyncio")
+        asyncio_log.addHandler(logging.FileHandler(workdir / TRACEBACK_FILE))
+        asyncio_log.propagate = False
+        raise
+    sys.excepthook, threading.excepthook, sys.unraisablehook = previous
 
