@@ -1,5 +1,7 @@
 """Shared helpers for the training tests: tiny configs on the digits built by the fixture."""
 
+import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,3 +70,18 @@ def mock_imagenet(num_examples: int) -> Iterator[None]:
             mock.patch.object(tfds.core.DatasetInfo, "splits", new_callable=mock.PropertyMock, return_value=splits), \
             mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True):
         yield
+
+
+# What an accelerator image may lack (the issue's list: jax, flax, optax, orbax-checkpoint, ml-collections, numpy,
+# scipy and pandas are all it is sure to hold).
+NOT_IN_ACCELERATOR_IMAGES = ("tensorflow", "tensorflow_datasets", "wandb", "submitit", "sklearn", "matplotlib",
+                             "pyarrow", "array_record")
+
+
+def run_without(modules: tuple[str, ...], args: list[str], cwd: Path | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `args` (e.g. [sys.executable, "-c", ...]) in a subprocess where importing any of `modules` (top-level
+    names) fails, with this test session's environment (8 CPU devices, caches)."""
+    env = {**os.environ, "SCALING_BLOCK_IMPORTS": ",".join(modules),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "without"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
