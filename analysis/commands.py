@@ -80,9 +80,9 @@ def run_fit(args: argparse.Namespace) -> int:
 @guarded
 def run_plot(args: argparse.Namespace) -> int:
     """`plot`: write the figures."""
+    formats = figure_formats(args.formats)  # first: it checks that matplotlib can be imported
     from analysis.plots import draw_figures
 
-    formats = figure_formats(args.formats)
     study = _study(args, _prepared(_results(args), args), FIGURE_LAWS, with_backtest=False)
     args.out.mkdir(parents=True, exist_ok=True)
     written, skipped = draw_figures(study, args.out, formats)
@@ -302,9 +302,16 @@ def _numbers(text: str, option: str) -> list[float]:
 
 
 def figure_formats(text: str) -> list[str]:
-    """The --formats option's file formats, checked against the ones matplotlib writes here."""
-    from analysis.plots.style import FORMATS
-
+    """The --formats option's file formats, checked against the ones matplotlib writes here; called before any work
+    by every command that draws, so that one without matplotlib stops at once with an error saying how to get it."""
+    try:
+        from analysis.plots.style import FORMATS
+    except ImportError as error:
+        if not (error.name or "").startswith("matplotlib"):
+            raise
+        raise AnalysisError(f"drawing figures needs matplotlib, which cannot be imported here ({error}); install "
+                            "it: pip install matplotlib (`fit`, `history fit` and `history compare` without --plot "
+                            "need none)") from None
     formats = [item.strip().lower() for item in text.split(",") if item.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:

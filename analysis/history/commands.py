@@ -18,14 +18,14 @@ FRONTIER_LAWS = ("saturating", "power")
 @guarded
 def run_history_plot(args: argparse.Namespace) -> int:
     """`history plot`: the three figures, with a sweep's runs and frontier overlaid if --runs is given."""
+    formats = figure_formats(args.formats)  # first: it checks that matplotlib can be imported
+    _check_bootstrap(args.bootstrap)
+    check_writable(args.out, "--out", folder=True)
     from analysis.history.fit import FitOptions, history_trends
     from analysis.history.plots import compute_figure, date_figure, ilsvrc_figure
     from analysis.history.table import load_history
     from analysis.plots.style import paper_style, save
 
-    _check_bootstrap(args.bootstrap)
-    check_writable(args.out, "--out", folder=True)
-    formats = figure_formats(args.formats)
     history = load_history(args.table)
     overlay, warnings = _overlay(args) if args.runs else (None, [])
     trends, skipped = history_trends(history, FitOptions(resamples=0))
@@ -81,7 +81,7 @@ def run_history_compare(args: argparse.Namespace) -> int:
     from analysis.history.runs import format_comparison, reference_runs
     from analysis.history.table import load_history
 
-    formats = figure_formats(args.formats)
+    formats = figure_formats(args.formats) if args.plot else []  # without --plot, no matplotlib needed
     runs = reference_runs(args.runs)
     history = load_history(args.table) if args.plot else None
     print(format_comparison(runs))

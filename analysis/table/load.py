@@ -123,6 +123,12 @@ def _read_table(path: Path, on_warning: Callable[[str], None]) -> pd.DataFrame:
                             "ROOT` for a sweep")
     try:
         frame = read(path)
+    except ImportError as error:  # pandas found no Parquet engine (pyarrow or fastparquet)
+        reason = str(error).partition("\n")[0]
+        raise AnalysisError(f"cannot read {path}: reading Parquet needs pyarrow, which cannot be imported here "
+                            f"({reason}); pip install pyarrow, or give the table as CSV "
+                            f"({path.with_suffix('.csv').name}, which `scaling sweep results` writes beside "
+                            f"{path.name})") from None
     except (ValueError, OSError) as error:  # pandas' and pyarrow's parse errors are ValueErrors
         if kind == "CSV" and head == PARQUET_MAGIC:
             hint = "it is a Parquet file: name it .parquet"

@@ -160,5 +160,6 @@ def _results(args: argparse.Namespace) -> int:
     if run_ids is not None and (missing := len(set(run_ids) - set(table["run_id"]))):
         print(f"{missing} of the sweep's {len(run_ids)} points have no readable run yet (`scaling sweep status "
               f"--root {args.root} {args.sweep_file}`)", file=sys.stderr)
-    print(f"{len(table)} rows from {table['run_id'].nunique()} runs -> {csv_path}, {parquet_path}")
+    written = ", ".join(str(path) for path in (csv_path, parquet_path) if path)
+    print(f"{len(table)} rows from {table['run_id'].nunique()} runs -> {written}")
     return 0
