@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ml_collections
 import numpy as np
-import tensorflow_datasets as tfds
 from flax import nnx
 
 from scaling.config.validation import num_train_steps, validate_config
-from scaling.data import DatasetFacts, dataset_facts, open_builder
-from scaling.data.pipeline import plan_selection
+from scaling.data import DatasetFacts, dataset_facts
+from scaling.data.pipeline import open_dataset, plan_selection
 from scaling.data.selection import Selection
-from scaling.data.source import builder_facts, is_random_access
+from scaling.data.source import is_random_access
 from scaling.errors import ConfigError
 from scaling.models import ModelSpec, count_params, describe_model
 from scaling.program.flops import train_flops_per_example
 from scaling.program.optim import cooldown_branch, learning_rates
+
+if TYPE_CHECKING:
+    from scaling.data.pipeline import Dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +30,7 @@ class RunPlan:
     classes), examples, parameters, FLOPs, steps, the learning rate of every step and the kept checkpoints."""
 
     config: ml_collections.ConfigDict
-    builder: tfds.core.DatasetBuilder  # the training dataset, opened once per plan
+    builder: Dataset  # the training dataset (tfds builder or synthetic), opened once per plan
     facts: DatasetFacts
     selection: Selection
     model: ModelSpec  # checked once, here
@@ -60,8 +62,7 @@ class RunPlan:
 
 def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
     """Validate `config` against its dataset and devices, and size the run from its labels and a shape-only model."""
-    builder = open_builder(config.data.name, config.data.data_dir)
-    facts = builder_facts(builder, config.data.name, config.data.resolution)
+    builder, facts = open_dataset(config.data)
     model = validate_config(config, facts)
     if config.data.pipeline == "stream" and not is_random_access(builder):
         raise ConfigError(

@@ -37,7 +37,7 @@ from scaling.program.evaluation import evaluate
 from scaling.program.packing import check_packable
 from scaling.program.steps import Norm, StepInputs, TrainState
 from scaling.runtime.compile_cache import persistent_compilation_cache
-from scaling.runtime.devices import model_flops_utilization, peak_flops_per_second
+from scaling.runtime.devices import mfu_peak, model_flops_utilization
 from scaling.runtime.preemption import PreemptionWatch
 from scaling.runtime.progress import ProgressLine
 from scaling.workdir import checkpoint
@@ -191,7 +191,7 @@ class Pack:
     start_step: int
     compiled_step: Any = None
     first_inputs: StepInputs | None = None  # of the start step: compiled on, then trained on
-    peak: float | None = None  # one device's peak FLOP/s in the compute dtype, None if unknown
+    peak: float | None = None  # one device's MFU reference peak FLOP/s (whatever the compute dtype), None if unknown
     progress: ProgressLine | None = None
 
     @classmethod
@@ -211,7 +211,7 @@ class Pack:
             rates=np.stack([run.plan.learning_rates for run in runs]),
             seeds=np.array([run.config.data.seed for run in runs], np.int32),
             state=program.stack(*states), start_step=start_step,
-            peak=_peak_flops(program.mesh, lead.config.train.compute_dtype),
+            peak=_peak_flops(program.mesh),
             progress=ProgressLine(lead.plan.num_steps, start_step, silent=not writes_records()),
         )
         pack.first_inputs = pack.inputs(start_step)
@@ -219,6 +219,7 @@ class Pack:
         for run, member in zip(runs, data):
             run.result.eval_examples = len(member.eval_sets["eval"].targets)
             run.result.device_kind, run.result.num_devices = jax.devices()[0].device_kind, program.mesh.devices.size
+            run.result.compute_dtype = program.compute_dtype
             run.result.step = start_step
             run.start(start_step)
         pack.progress.message(pack.describe())
@@ -315,10 +316,10 @@ class Pack:
                                        self.program.mesh.devices.size, self.peak)
 
 
-def _peak_flops(mesh: jax.sharding.Mesh, compute_dtype: str) -> float | None:
-    """One device's peak FLOP/s in the compute dtype (a CPU's is measured once and cached), None if unknown."""
+def _peak_flops(mesh: jax.sharding.Mesh) -> float | None:
+    """One device's MFU reference peak FLOP/s (`mfu_peak`; a CPU's is measured once and cached), None if unknown."""
     try:
-        return peak_flops_per_second(mesh.devices.flat[0], compute_dtype)
+        return mfu_peak(mesh.devices.flat[0])
     except ValueError:
         return None
 

@@ -47,7 +47,8 @@ def test_train_writes_records_and_a_rerun_of_the_completed_run_is_a_no_op(digits
         (["data.train_examples=100000"], "data.train_examples=100000"),
         (["train.batch_size=36"], "train.batch_size=36"),
         (["optim.schedule=bogus"], "optim.schedule must be one of 'cosine', 'linear'"),
-        (["train.compute_dtype=fp8"], "train.compute_dtype must be one of 'float32' or 'bfloat16', got 'fp8'"),
+        (["train.compute_dtype=fp8"], "train.compute_dtype must be one of 'auto', 'float32' or 'bfloat16' (auto: "
+                                       "bfloat16 on GPU and TPU, float32 on CPU), got 'fp8'"),
         (["data.pipeline=bogus"], "data.pipeline must be one of 'cache' or 'stream', got 'bogus'"),
         (["data.augment.mixup_alpha=-1.0"], "data.augment.mixup_alpha must be a number >= 0 (0: off), got -1.0"),
     ],

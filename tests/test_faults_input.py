@@ -1,6 +1,7 @@
 """What a user types, wrong: broken config and sweep files, out-of-range optimizer settings, a compute budget
 below one step, an empty grid and an unreachable Slurm; each is one `error:` line (exit 2) before compiling."""
 
+import json
 import re
 import stat
 from pathlib import Path
@@ -10,12 +11,13 @@ from helpers import TINY_MODELS, tiny_args
 
 from scaling.cli import main
 from scaling.config.defaults import FIELDS
-from scaling.config.loading import load_config, parse_value
+from scaling.config.loading import load_config, parse_value, to_json_dict
 from scaling.config.validation import num_train_steps
 from scaling.errors import ConfigError
 from scaling.schema import is_valid
 from scaling.sweep.slurm import check_slurm, run_slurm  # here, not in a test: submitit logs to its import's stderr
 from scaling.sweep.spec import SweepPoint
+from scaling.workdir.records import check_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -194,3 +196,17 @@ def test_sbatch_refusing_the_array_is_one_error(tmp_path, monkeypatch):
     point = SweepPoint("refused", "point-0", "configs/resnet.py", ())
     with pytest.raises(ConfigError, match=rf"^sbatch refused the sweep's job array: {refusal}; check --partition, "):
         run_slurm([point], tmp_path / "root", gpus_per_node=8)
+
+
+def test_a_workdir_written_before_a_key_existed_resumes_but_a_changed_value_is_refused(tmp_path):
+    """config.json of an older version lacks keys added since (data.synthetic): they count as their defaults, so the
+    run resumes; a key that differs in value still stops it, naming the key."""
+    config = to_json_dict(load_config("configs/resnet.py", []))
+    older = json.loads(json.dumps(config))
+    del older["data"]["synthetic"]
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    check_config(tmp_path, config)
+    older["optim"]["lr"] = config["optim"]["lr"] * 2
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    with pytest.raises(ConfigError, match=r"optim\.lr"):
+        check_config(tmp_path, config)

@@ -6,6 +6,7 @@ once), the streaming path, per-process shards, and the errors for a missing Imag
 
 import json
 import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +189,14 @@ def test_a_stream_run_with_augmentation_trains_and_records_minival_and_extra_eva
                          "data.augment.randaugment_ops=1", "data.extra_eval=('tiny_jpegs',)")
     result = train_and_evaluate(config, tmp_path / "run")
     assert result.status == "completed" and result.step == 2
-    assert 0.0 < result.mfu < 1.0 and result.examples_per_second > 0  # against the CPU's measured peak
+    assert 0.0 < result.mfu < 1.0 and result.examples_per_second > 0 and result.compute_dtype == "float32"  # auto
+    # MFU against the CPU's reference peak whatever the compute dtype: the better of its float32 and bfloat16 probes
+    cached = json.loads((Path(os.environ["SCALING_CACHE_DIR"]) / "cpu_peak.json").read_text())
+    probes = {key.rsplit(" | ", 1)[1]: peak for key, peak in cached.items()
+              if f"| {result.num_devices} devices |" in key}
+    assert probes.keys() == {"float32", "bfloat16"}
+    assert result.mfu == pytest.approx(
+        result.flops_per_example * result.examples_per_second / (result.num_devices * max(probes.values())))
     assert 0.0 <= result.final_eval["minival_error"] <= 1.0
     assert result.final_eval["tiny_jpegs_top1_error"] == result.final_eval["top1_error"]  # the same split again
 

@@ -138,8 +138,9 @@ def test_run_preempted_on_one_mesh_resumes_on_another(resnet_one_device, digits_
 
 
 def test_bfloat16_compute_keeps_float32_state_and_tracks_float32_losses(vit_one_device, digits_data_dir, tmp_path):
-    train_and_evaluate(tiny_config("vit", digits_data_dir, *SGD, "mesh.data=1", "train.compute_dtype=bfloat16"),
-                       tmp_path)
+    result = train_and_evaluate(tiny_config("vit", digits_data_dir, *SGD, "mesh.data=1",
+                                            "train.compute_dtype=bfloat16"), tmp_path)
+    assert result.compute_dtype == "bfloat16" and read_result(vit_one_device)["compute_dtype"] == "float32"
     low, full = _train_losses(tmp_path), _train_losses(vit_one_device)
     np.testing.assert_allclose(low, full, rtol=2e-2)
     assert low != full  # bf16 really computed in lower precision
@@ -182,7 +183,7 @@ def test_dry_run_prints_memory_flops_and_layout_of_a_hand_count_without_training
     outs = {"data=8": dry_run("mesh.data=8"), "fsdp=8": dry_run("mesh.data=1", "mesh.fsdp=8")}
     for mesh, out in outs.items():
         assert f"{params:,} parameters" in out and f"mesh: data={8 if mesh == 'data=8' else 1}, fsdp=" in out
-        assert "temporaries" in out
+        assert "temporaries" in out and "float32 compute (train.compute_dtype=auto on cpu), float32 parameters" in out
         mib = float(out.split("memory per device: ")[1].split(" MiB train state")[0])
         assert abs(mib - state[mesh] / 2**20) <= 0.05, (mesh, mib)  # printed to 0.1 MiB: 36.3 and 4.5
         # XLA counts the matmuls exactly, plus the elementwise work (norms, GELU, softmax, adam): about 1% here
@@ -223,6 +224,7 @@ def test_non_finite_loss_is_recorded_as_diverged_and_the_last_good_checkpoint_ke
     assert main(["train", *args, "--workdir", str(tmp_path)]) == 1
     result = read_result(tmp_path)
     assert result["status"] == "diverged" and "non-finite at step" in result["error"]
+    assert result["compute_dtype"] == "float32" and "compute_dtype" not in result["error"]  # auto on CPU: float32
     bad_step = result["step"]
     logged = [line for line in read_metrics(tmp_path) if line["kind"] == "train"]
     assert [line["step"] for line in logged] == list(range(1, bad_step))

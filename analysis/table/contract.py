@@ -33,7 +33,7 @@ RESULT_COLUMNS = (
     "run_id", "sweep", "family", "width", "depth", "params", "flops_per_example", "dataset", "num_classes",
     "train_examples", "eval_examples", "resolution", "batch_size", "step", "examples_seen", "compute", "lr",
     "weight_decay", "schedule", "seed", "is_final", "train_loss", "eval_loss", "top1_error", "top5_error",
-    "minival_error", "status", "wall_seconds", "device_kind",
+    "minival_error", "status", "wall_seconds", "device_kind", "compute_dtype",
 )
 
 EVAL_EXAMPLES = "eval_examples"  # examples in the evaluation split (NaN where result.json does not say)

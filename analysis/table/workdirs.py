@@ -11,6 +11,8 @@ from result.json (its final_eval, if any). Columns are RESULT_COLUMNS; those not
 - minival_error: the eval line's minival_error (NaN for a run without a minival, data.minival_per_class=0);
 - eval_examples: result.json's eval_examples, the evaluation split's size (NaN where result.json does not say;
   the analysis floors an error of exactly 0 at half of one example, 0.5/eval_examples).
+The others are result.json's own, empty where it lacks them (e.g. compute_dtype, "float32" or "bfloat16", in a
+result.json written before it was recorded).
 A run whose records cannot be read is left out with a warning naming the file (see `read_workdirs`), so one
 broken folder does not hide the other runs.
 """
@@ -31,7 +33,7 @@ from analysis.table.contract import CONFIG_FILE, METRICS_FILE, RESULT_COLUMNS, R
 
 EVAL_COLUMNS = ("eval_loss", "top1_error", "top5_error", "minival_error")
 RESULT_KEYS = ("family", "params", "flops_per_example", "dataset", "num_classes", "train_examples", "eval_examples",
-               "resolution", "batch_size", "status", "wall_seconds", "device_kind")
+               "resolution", "batch_size", "status", "wall_seconds", "device_kind", "compute_dtype")
 FIX = "rerun that point (scaling sweep run) or remove the run's folder"  # for a run whose records are unreadable
 
 

@@ -17,7 +17,12 @@ _FILL = "-1: the devices the other axes leave"
 
 FIELDS: dict[str, Field] = {
     "seed": Field(0, "count"),
-    "data.name": Field("digits", "str"),  # any tfds image-classification dataset
+    "data.name": Field("digits", "str"),  # any tfds image-classification dataset, or "synthetic" (data.synthetic)
+    # synthetic: generated in memory (scaling.data.synthetic) at data.resolution (default 224), 3 channels
+    "data.synthetic.classes": Field(1000, "int"),
+    "data.synthetic.train_examples": Field(4096, "int"),  # size of split "train"
+    "data.synthetic.eval_examples": Field(1024, "int"),  # size of split "validation"
+    "data.synthetic.seed": Field(0, "count"),  # the dataset's own seed: its patterns, labels and noise
     "data.data_dir": Field(None, "str|None"),  # None: tfds' default (~/tensorflow_datasets)
     "data.train_split": Field("train", "str"),
     "data.eval_split": Field(None, "str|None"),  # None: the dataset's usual one (validation for ImageNet)
@@ -51,8 +56,10 @@ FIELDS: dict[str, Field] = {
     "train.epochs": Field(None, "float|None"),
     "train.flops": Field(None, "float|None"),
     "train.label_smoothing": Field(0.0, "fraction"),
-    # activations and matmuls; parameters and optimizer state stay float32
-    "train.compute_dtype": Field("float32", ("float32", "bfloat16")),
+    # activations, matmuls and convolutions; parameters and optimizer state stay float32. "auto" is decided on the
+    # run's devices when its program is built (scaling.runtime.devices.resolved_compute_dtype), never at config load
+    "train.compute_dtype": Field("auto", ("auto", "float32", "bfloat16"),
+                                 "auto: bfloat16 on GPU and TPU, float32 on CPU"),
     "train.microbatches": Field(1, "int"),  # gradient accumulation: the batch is processed in this many equal parts
     "train.log_every_steps": Field(20, "int"),
     "train.eval_every_steps": Field(0, "count", "0: evaluate only at the end"),

@@ -12,6 +12,7 @@ from scaling.config.mesh import batch_shards
 from scaling.data import DatasetFacts
 from scaling.data.catalog import eval_split
 from scaling.data.pipeline import normalization_kind
+from scaling.data.synthetic import SYNTHETIC, is_synthetic
 from scaling.errors import ConfigError
 from scaling.models import ModelSpec, validate_model_config
 from scaling.schema import check_fields
@@ -37,6 +38,7 @@ def validate_compute(config: ml_collections.ConfigDict, facts: DatasetFacts) -> 
     _check_duration(config.train)
     _check_batches(config.train, batch_shards(config.mesh))
     _check_branch(config)
+    _check_synthetic(config.data)
     if config.data.pipeline == "stream" and config.data.resolution is None:
         raise ConfigError("data.pipeline='stream' crops every image to data.resolution; set it, e.g. 224")
     if normalization_kind(config.data) == "imagenet" and facts.image_shape[-1] != 3:
@@ -83,6 +85,16 @@ def _check_splits(data: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
             f"data.train_examples={data.train_examples} but split {data.train_split!r} of {facts.name} has "
             f"{available} examples; choose 1..{available} or None for the whole split"
         )
+
+
+def _check_synthetic(data: ml_collections.ConfigDict) -> None:
+    """The synthetic dataset is generated in memory: read through the cache path, and in its own label space."""
+    if is_synthetic(data.name) and data.pipeline == "stream":
+        raise ConfigError("data.pipeline='stream' decodes stored records on the host, but data.name='synthetic' is "
+                          "generated in memory (nothing to stream); use data.pipeline='cache'")
+    if SYNTHETIC in data.extra_eval or (is_synthetic(data.name) and data.extra_eval):
+        raise ConfigError(f"data.extra_eval={tuple(data.extra_eval)} with data.name={data.name!r}: the synthetic "
+                          "dataset shares no label space with another dataset; set data.extra_eval=()")
 
 
 def _check_classes(data: ml_collections.ConfigDict, facts: DatasetFacts) -> None:

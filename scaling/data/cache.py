@@ -30,14 +30,16 @@ import os
 import sys
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from scaling.data.source import class_names, data_root, decoded_images, is_multi_label, read_labels, split_size
 from scaling.errors import DataError
 from scaling.locks import hold_lock
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
 
 
 def default_cache_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> Path:

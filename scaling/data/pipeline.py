@@ -1,9 +1,12 @@
 """A run's data from its config: selection, training batches (cached or streamed), evaluation sets.
 
+`open_dataset` opens the run's dataset: a prepared tfds builder, or the synthetic dataset generated in memory
+(scaling.data.synthetic, which answers the same questions: facts, labels of a split, images of rows).
 `plan_selection` needs only the labels (cached after the first read); `open_run_data` decodes what
 the run will use into the uint8 caches that `run_caches` lists (once per sweep) and opens the training path
 the config asks for: `data.pipeline = "cache"` gathers batches from the cache, `"stream"` decodes and
-crops the full-resolution records on the host at every step.
+crops the full-resolution records on the host at every step. The synthetic dataset's images take the cache's
+place: generated into host memory, with no file.
 
 ImageNet-family datasets (`IMAGENET_FAMILY`) have their own defaults, applied when a config is loaded
 (scaling.config.defaults.apply_dataset_defaults): 224-pixel images where the stored ones vary in size,
@@ -16,17 +19,23 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ml_collections
 import numpy as np
-import tensorflow_datasets as tfds
 
 from scaling.data.augment import Augment
 from scaling.data.cache import cache_bytes, cache_directory, cached_images, default_cache_root, split_labels
 from scaling.data.catalog import base_name, default_eval_split, eval_split
 from scaling.data.selection import Selection, select
-from scaling.data.source import DatasetFacts, class_names, open_builder
+from scaling.data.source import DatasetFacts, builder_facts, class_names, declared_facts, open_builder
+from scaling.data.synthetic import SyntheticDataset, is_synthetic
 from scaling.data.train_batches import CachedBatches, StreamingBatches, TrainBatches
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
+
+    Dataset = tfds.core.DatasetBuilder | SyntheticDataset  # what `open_dataset` opens
 
 NORM_ROWS = 10_000  # estimated normalisation statistics come from the first rows of the training order
 # Datasets of ImageNet's images and label space: torchvision's mean and std, 224 px where images vary in size.
@@ -61,7 +70,7 @@ class CacheUse:
     the short side and resized to `resolution` (scaling.data.cache keys it by split, resolution, crop, order)."""
 
     name: str  # "train", "normalization sample", "eval", "minival" or a data.extra_eval name
-    builder: tfds.core.DatasetBuilder
+    builder: Dataset
     split: str
     order: np.ndarray  # file positions; row i is image order[i]
     rows: int
@@ -69,10 +78,13 @@ class CacheUse:
     labels: np.ndarray  # of the split, at order[:rows]
     image_shape: tuple[int, int, int]
     resolution: int | None
-    root: Path
+    root: Path | None  # None: generated in host memory, never on disk (the synthetic dataset)
 
     @property
-    def directory(self) -> Path:
+    def directory(self) -> Path | None:
+        """Its folder under `root` (None: in memory)."""
+        if self.root is None:
+            return None
         return cache_directory(self.builder, self.split, self.order, self.resolution, self.crop, self.root)
 
     @property
@@ -81,7 +93,9 @@ class CacheUse:
         return cache_bytes(self.rows, self.image_shape)
 
     def read(self) -> np.ndarray:
-        """The images, memory-mapped: decoding first the rows not cached yet."""
+        """The images: generated (synthetic), or memory-mapped from the cache, decoding first the rows not cached."""
+        if isinstance(self.builder, SyntheticDataset):
+            return self.builder.images(self.split, self.order[: self.rows])
         return cached_images(self.builder, self.split, self.order, self.rows, self.image_shape, self.resolution,
                              self.crop, self.root)
 
@@ -93,8 +107,9 @@ def is_imagenet_family(name: str) -> bool:
 
 def default_resolution(name: str) -> int | None:
     """data.resolution when the config leaves it None: 224 for ImageNet-family datasets whose images vary in size
-    (all but imagenet_resized), else None (the stored size)."""
-    return IMAGENET_RESOLUTION if is_imagenet_family(name) and base_name(name) != "imagenet_resized" else None
+    (all but imagenet_resized) and for the synthetic dataset, else None (the stored size)."""
+    varying = is_imagenet_family(name) and base_name(name) != "imagenet_resized"
+    return IMAGENET_RESOLUTION if varying or is_synthetic(name) else None
 
 
 def known_image_side(data: ml_collections.ConfigDict) -> int | None:
@@ -130,23 +145,51 @@ def device_augment(data: ml_collections.ConfigDict) -> Augment:
     return Augment(**settings)
 
 
-def cache_root(data: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder) -> Path:
-    """data.cache_dir, or `scaling_cache/` in the dataset's tfds data_dir."""
+def open_dataset(data: ml_collections.ConfigDict) -> tuple[Dataset, DatasetFacts]:
+    """The run's training dataset (opened once per plan) and its facts at data.resolution: the synthetic dataset,
+    or the prepared tfds builder of data.name."""
+    if is_synthetic(data.name):
+        dataset = SyntheticDataset.from_config(data)
+        return dataset, dataset.facts
+    builder = open_builder(data.name, data.data_dir)
+    return builder, builder_facts(builder, data.name, data.resolution)
+
+
+def declared_dataset_facts(data: ml_collections.ConfigDict) -> DatasetFacts:
+    """`open_dataset`'s facts without a prepared dataset: a tfds dataset's from its definition (split sizes only
+    when prepared, see `declared_facts`), enough to compile a model for it."""
+    if is_synthetic(data.name):
+        return SyntheticDataset.from_config(data).facts
+    return declared_facts(data.name, data.data_dir, data.resolution)
+
+
+def cache_root(data: ml_collections.ConfigDict, builder: Dataset) -> Path | None:
+    """data.cache_dir, or `scaling_cache/` in the dataset's tfds data_dir; None for the synthetic dataset (in
+    memory)."""
+    if isinstance(builder, SyntheticDataset):
+        return None
     return Path(data.cache_dir) if data.cache_dir else default_cache_root(builder, data.data_dir)
 
 
-def plan_selection(data: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder, num_classes: int) -> Selection:
+def dataset_labels(data: ml_collections.ConfigDict, builder: Dataset, split: str) -> np.ndarray:
+    """All labels of `split` in file order: generated (synthetic), or read from tfds once and then from the cache."""
+    if isinstance(builder, SyntheticDataset):
+        return builder.labels(split)
+    return split_labels(builder, split, cache_root(data, builder))
+
+
+def plan_selection(data: ml_collections.ConfigDict, builder: Dataset, num_classes: int) -> Selection:
     """The classes, minival and nested training order the config selects (reads only labels)."""
-    labels = split_labels(builder, data.train_split, cache_root(data, builder))
     return select(
-        labels, num_classes, classes=data.classes, minival_per_class=data.minival_per_class,
-        train_examples=data.train_examples, examples_per_class=data.examples_per_class, seed=data.seed,
-        class_names=class_names(builder),
+        dataset_labels(data, builder, data.train_split), num_classes, classes=data.classes,
+        minival_per_class=data.minival_per_class, train_examples=data.train_examples,
+        examples_per_class=data.examples_per_class, seed=data.seed,
+        class_names=None if isinstance(builder, SyntheticDataset) else class_names(builder),
     )
 
 
 def run_caches(
-    config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder, facts: DatasetFacts, selection: Selection,
+    config: ml_collections.ConfigDict, builder: Dataset, facts: DatasetFacts, selection: Selection,
 ) -> list[CacheUse]:
     """The uint8 caches the run reads (reads only labels): the training subset (pipeline "cache") or, when
     streaming with estimated normalisation, its first NORM_ROWS images; the evaluation split restricted to the
@@ -154,12 +197,12 @@ def run_caches(
     data, root = config.data, cache_root(config.data, builder)
     order, rows = selection.train_order, selection.train_examples
 
-    def use(name: str, source: tfds.core.DatasetBuilder, split: str, indices: np.ndarray, count: int, crop: float,
+    def use(name: str, source: Dataset, split: str, indices: np.ndarray, count: int, crop: float,
             labels: np.ndarray) -> CacheUse:
         return CacheUse(name, source, split, indices, count, crop, labels[indices[:count]], facts.image_shape,
                         data.resolution, root)
 
-    train_labels = split_labels(builder, data.train_split, root)
+    train_labels = dataset_labels(data, builder, data.train_split)
     uses = []
     if data.pipeline == "cache":
         uses.append(use("train", builder, data.train_split, order, rows, 1.0, train_labels))
@@ -167,8 +210,8 @@ def run_caches(
         uses.append(use("normalization sample", builder, data.train_split, order, min(NORM_ROWS, rows), 1.0,
                         train_labels))
 
-    def evaluated(name: str, source: tfds.core.DatasetBuilder, split: str) -> CacheUse:
-        labels = split_labels(source, split, root)
+    def evaluated(name: str, source: Dataset, split: str) -> CacheUse:
+        labels = dataset_labels(data, source, split)
         indices = selection.eval_indices(labels)
         return use(name, source, split, indices, len(indices), data.eval_crop_fraction, labels)
 
@@ -183,7 +226,7 @@ def run_caches(
 
 
 def open_run_data(
-    config: ml_collections.ConfigDict, builder: tfds.core.DatasetBuilder, facts: DatasetFacts, selection: Selection,
+    config: ml_collections.ConfigDict, builder: Dataset, facts: DatasetFacts, selection: Selection,
     process_index: int = 0, process_count: int = 1,
 ) -> RunData:
     """Cache what the run needs (decoding only rows not cached yet) and open its training batches."""
@@ -194,7 +237,7 @@ def open_run_data(
     sample = images.pop("normalization sample", cached_train)
     norm = normalization(data, None if sample is None else sample[:NORM_ROWS])
     order = selection.train_order[: selection.train_examples]
-    labels = selection.relabel(split_labels(builder, data.train_split, cache_root(data, builder))[order])
+    labels = selection.relabel(dataset_labels(data, builder, data.train_split)[order])
     args = (labels, config.train.batch_size, data.seed)
     if data.pipeline == "stream":
         min_area = data.augment.min_area if data.augment.inception_crop else None

@@ -25,15 +25,15 @@ import tarfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-import tensorflow_datasets as tfds
 
 from scaling.data.cache import format_bytes
 from scaling.data.catalog import CATALOG, IMAGENET_TARS, IMAGENET_URL, Entry, base_name, how_to_prepare
 from scaling.data.source import (
     EMBEDDED_DATASETS,
     class_names,
+    embedded_builder,
     feature_keys,
     image_sizes,
     prepare_embedded,
@@ -41,6 +41,9 @@ from scaling.data.source import (
     tfds_builder,
 )
 from scaling.errors import DataError
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
 
 VALIDATION_TAR = IMAGENET_TARS[1]
 VALIDATION_IMAGES = 50_000
@@ -191,6 +194,8 @@ def check_network_files(name: str, builder: tfds.core.DatasetBuilder, manual_dir
 @contextlib.contextmanager
 def quiet(verbose: bool = False) -> Iterator[None]:
     """tfds' progress bars, banners (on stdout) and info/warning logs silenced unless `verbose`."""
+    import tensorflow_datasets as tfds
+
     if verbose:
         tfds.display_progress_bar(True)
         yield
@@ -222,7 +227,7 @@ def prepare(name: str, data_dir: str, file_format: str = "array_record") -> Prep
     says what is missing or wrong before anything is built. tfds reports its progress (see `quiet`)."""
     if name in EMBEDDED_DATASETS:
         prepare_embedded(name, data_dir, file_format)
-        return Prepared(name, EMBEDDED_DATASETS[name](data_dir=data_dir), None, None)
+        return Prepared(name, embedded_builder(name, data_dir), None, None)
     entry = CATALOG.get(base_name(name))
     download_dir = Path(data_dir) / "downloads"
     manual_dir = download_dir / "manual"
@@ -246,6 +251,8 @@ def prepare(name: str, data_dir: str, file_format: str = "array_record") -> Prep
     if entry and entry.labels_by_position and VALIDATION_TAR in entry.manual_files:
         validation = check_validation_tar(manual_dir / VALIDATION_TAR)
     check_network_files(name, builder, manual_dir, download_dir)
+    import tensorflow_datasets as tfds
+
     config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir),
                                           try_download_gcs=not (entry and entry.manual_files))
     from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError

@@ -10,28 +10,31 @@ is its position in file order, so labels, subsets and images agree. A prepared
 dataset whose files cannot be read (a damaged dataset_info.json, a truncated or
 corrupt shard) is a DataError naming the file and how to rebuild the dataset.
 
-TensorFlow is imported inside the functions that need it (decoding, resizing,
-tfrecord reading), never when this module is imported.
+TensorFlow and tensorflow_datasets are imported inside the functions that need them (opening, decoding,
+resizing, reading), never when this module is imported: without them the suite still trains on in-memory data
+(scaling.data.synthetic), and asking for a tfds dataset is a ConfigError naming what to install.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from scaling.data.catalog import base_name, how_to_prepare, prepare_command
 from scaling.data.decode import decode_batch
-from scaling.data.digits import Digits
 from scaling.errors import ConfigError, DataError
 
-# Datasets the suite can build itself, offline.
-EMBEDDED_DATASETS: dict[str, type[tfds.core.DatasetBuilder]] = {"digits": Digits}
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
+
+# Datasets the suite can build itself, offline (their tfds builders: `embedded_builder`).
+EMBEDDED_DATASETS = ("digits",)
 
 # Records fetched and decoded per chunk, bounding host memory for encoded bytes.
 _CHUNK = 2048
@@ -48,6 +51,33 @@ class DatasetFacts:
 
 
 # --------------------------------------------------------------------------- opening
+
+
+def require_tfds(name: str) -> None:
+    """A ConfigError, before anything is read, unless tensorflow_datasets and TensorFlow (which decodes its images)
+    are installed: the dataset `name` is read through them."""
+    missing = [module for module in ("tensorflow_datasets", "tensorflow") if not _installed(module)]
+    if missing:
+        raise ConfigError(
+            f"the dataset {name!r} is read through tfds, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed here: pip install tensorflow-datasets "
+            "tensorflow-cpu, or use data.name=synthetic (generated in memory)"
+        )
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def embedded_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """The tfds builder of the embedded dataset `name` (one of EMBEDDED_DATASETS), prepared or not."""
+    from scaling.data.digits import Digits
+
+    return {"digits": Digits}[name](data_dir=data_dir)
 
 
 def _default_file_format() -> str:
@@ -69,8 +99,10 @@ def prepare_embedded(name: str, data_dir: str | None, file_format: str | None = 
             f"{name!r} is not an embedded dataset (embedded: {sorted(EMBEDDED_DATASETS)}); "
             f"prepare it with `tfds build {name} --data_dir DIR`."
         )
-    cls = EMBEDDED_DATASETS[name]
-    builder = checked_builder(name, data_dir, lambda: cls(data_dir=data_dir))
+    require_tfds(name)
+    import tensorflow_datasets as tfds
+
+    builder = checked_builder(name, data_dir, lambda: embedded_builder(name, data_dir))
     if builder.is_prepared():
         return
     config = tfds.download.DownloadConfig(try_download_gcs=False)
@@ -81,7 +113,7 @@ def prepare_embedded(name: str, data_dir: str | None, file_format: str | None = 
         )
     except Exception:
         # Another process (another host, a parallel test) may have finished first.
-        if cls(data_dir=data_dir).is_prepared():
+        if embedded_builder(name, data_dir).is_prepared():
             return
         raise
 
@@ -93,6 +125,8 @@ def checked_builder(
     try:
         return make()
     except Exception as error:
+        import tensorflow_datasets as tfds
+
         root = Path(data_dir or tfds.core.constants.DATA_DIR)
         damaged = [(path, problem) for path in sorted((root / base_name(name)).glob("**/dataset_info.json"))
                    if (problem := _info_problem(path))]
@@ -107,6 +141,8 @@ def checked_builder(
 
 def _info_problem(path: Path) -> str | None:
     """Why tfds cannot read the dataset_info.json at `path` (in a folder named by its version), or None."""
+    import tensorflow_datasets as tfds
+
     try:
         version = tfds.core.dataset_info.read_from_json(path).version
     except Exception as error:
@@ -166,6 +202,9 @@ def data_root(builder: tfds.core.DatasetBuilder, data_dir: str | None) -> str:
 
 def tfds_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     """tfds' builder for `name` in `data_dir`, prepared or not (a DataError if tfds does not know the name)."""
+    require_tfds(name)
+    import tensorflow_datasets as tfds
+
     try:
         return checked_builder(name, data_dir, lambda: tfds.builder(name, data_dir=data_dir))
     except tfds.core.registered.DatasetNotFoundError as e:
@@ -185,7 +224,7 @@ def open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     """
     if name in EMBEDDED_DATASETS:
         prepare_embedded(name, data_dir)
-        return checked_builder(name, data_dir, lambda: EMBEDDED_DATASETS[name](data_dir=data_dir))
+        return checked_builder(name, data_dir, lambda: embedded_builder(name, data_dir))
     builder = tfds_builder(name, data_dir)
     if not builder.is_prepared():
         root = data_root(builder, data_dir)
@@ -253,6 +292,8 @@ def declared_facts(name: str, data_dir: str | None, resolution: int | None = Non
     try:
         return dataset_facts(name, data_dir, resolution)
     except DataError as error:
+        import tensorflow_datasets as tfds
+
         try:
             builder = checked_builder(name, data_dir, lambda: tfds.builder(name, data_dir=data_dir))
         except tfds.core.registered.DatasetNotFoundError:
@@ -293,11 +334,15 @@ def is_random_access(builder: tfds.core.DatasetBuilder) -> bool:
 
 
 def _skip_all_but(builder: tfds.core.DatasetBuilder, keep: str) -> dict[str, Any]:
+    import tensorflow_datasets as tfds
+
     return {k: tfds.decode.SkipDecoding() for k in builder.info.features if k != keep}
 
 
 def _tf_records(builder: tfds.core.DatasetBuilder, split: str, decoders):
     """The split as a tf.data pipeline in file order (shards read one after another)."""
+    import tensorflow_datasets as tfds
+
     read_config = tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False)
     return builder.as_dataset(
         split=split, shuffle_files=False, decoders=decoders, read_config=read_config
@@ -306,6 +351,8 @@ def _tf_records(builder: tfds.core.DatasetBuilder, split: str, decoders):
 
 def _label_feature(builder: tfds.core.DatasetBuilder) -> tfds.features.ClassLabel:
     """The ClassLabel feature (inside a Sequence for multi-label sets such as imagenet2012_real)."""
+    import tensorflow_datasets as tfds
+
     feature = builder.info.features[feature_keys(builder)[1]]
     return feature.feature if isinstance(feature, tfds.features.Sequence) else feature
 
@@ -317,12 +364,16 @@ def class_names(builder: tfds.core.DatasetBuilder) -> list[str]:
 
 def is_multi_label(builder: tfds.core.DatasetBuilder) -> bool:
     """Whether each example has a set of labels (e.g. ImageNet ReaL) rather than one."""
+    import tensorflow_datasets as tfds
+
     return isinstance(builder.info.features[feature_keys(builder)[1]], tfds.features.Sequence)
 
 
 def read_labels(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
     """All labels of `split` in file order (int32; for multi-label sets an object array of int arrays);
     images are not decoded."""
+    import tensorflow_datasets as tfds
+
     n = split_size(builder, split)
     _, label_key = feature_keys(builder)
     multi = is_multi_label(builder)
@@ -349,6 +400,8 @@ def read_labels(builder: tfds.core.DatasetBuilder, split: str) -> np.ndarray:
 def read_texts(builder: tfds.core.DatasetBuilder, split: str, key: str) -> list[str]:
     """The text feature `key` (e.g. imagenet2012's 'file_name') of every example of `split`, in file order; images
     are not decoded (though their records are read)."""
+    import tensorflow_datasets as tfds
+
     if is_random_access(builder):
         source = builder.as_data_source(split, decoders=_skip_all_but(builder, key))
         texts = []
@@ -366,6 +419,7 @@ def image_sizes(builder: tfds.core.DatasetBuilder, split: str, count: int) -> li
     (tfrecord), read from their encoded headers without decoding the pixels."""
     import io
 
+    import tensorflow_datasets as tfds
     from PIL import Image
 
     image_key, _ = feature_keys(builder)
@@ -389,6 +443,8 @@ def encoded_images(
     builder: tfds.core.DatasetBuilder, split: str, wanted: np.ndarray
 ) -> Iterator[tuple[list[bytes], list[int]]]:
     """Chunks of (encoded image bytes, labels) for the sorted unique indices `wanted`, in that order."""
+    import tensorflow_datasets as tfds
+
     image_key, label_key = feature_keys(builder)
     decoders = {image_key: tfds.decode.SkipDecoding()}
     if is_random_access(builder):

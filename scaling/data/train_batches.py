@@ -10,13 +10,15 @@ sees exactly the batches it would have seen.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from scaling.data.batches import batch_indices
 from scaling.data.source import feature_keys, records_at
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
 
 Batch = tuple[np.ndarray, np.ndarray]  # uint8 images [b, H, W, C], int32 labels [b]
 
@@ -68,6 +70,8 @@ class StreamingBatches:
     def __init__(self, builder: tfds.core.DatasetBuilder, split: str, order: np.ndarray, labels: np.ndarray,
                  batch_size: int, seed: int, resolution: int, channels: int, min_area: float | None,
                  process_index: int = 0, process_count: int = 1):
+        import tensorflow_datasets as tfds
+
         self.image_key = feature_keys(builder)[0]
         self.builder, self.split = builder, split
         self.source = builder.as_data_source(split, decoders={self.image_key: tfds.decode.SkipDecoding()})

@@ -55,6 +55,16 @@ PARTITION_RULES: PartitionRules = (
 _DENSE_INIT = nnx.initializers.xavier_uniform()
 
 
+def _attention(query: jax.Array, key: jax.Array, value: jax.Array, **_: Any) -> jax.Array:
+    """Softmax attention over [B, N, heads, head_dim] (no mask, no dropout: nnx.MultiHeadAttention's other
+    arguments are unused). Both matmuls run in the inputs' dtype, forward and backward (logits kept in float32, as
+    jax.nn.dot_product_attention does, would make the gradients of queries and keys float32 matmuls); the softmax
+    is computed in float32."""
+    logits = jnp.einsum("...qhd,...khd->...hqk", query / jnp.sqrt(query.shape[-1]).astype(query.dtype), key)
+    weights = jax.nn.softmax(logits.astype(jnp.float32)).astype(value.dtype)
+    return jnp.einsum("...hqk,...khd->...qhd", weights, value)
+
+
 def _mlp_dim(cfg: Mapping[str, Any]) -> int:
     """Hidden size of the MLP: int(width * mlp_ratio)."""
     return int(cfg["width"] * cfg["mlp_ratio"])
@@ -96,7 +106,7 @@ class EncoderBlock(nnx.Module):
                  dtype: jnp.dtype | None = None):
         self.attn_norm = nnx.LayerNorm(width, dtype=dtype, rngs=rngs)
         self.attn = nnx.MultiHeadAttention(num_heads, width, kernel_init=_DENSE_INIT, decode=False,
-                                           dtype=dtype, keep_rngs=False, rngs=rngs)
+                                           attention_fn=_attention, dtype=dtype, keep_rngs=False, rngs=rngs)
         self.mlp_norm = nnx.LayerNorm(width, dtype=dtype, rngs=rngs)
         self.mlp_in = nnx.Linear(width, mlp_dim, kernel_init=_DENSE_INIT, dtype=dtype, rngs=rngs)
         self.mlp_out = nnx.Linear(mlp_dim, width, kernel_init=_DENSE_INIT, dtype=dtype, rngs=rngs)

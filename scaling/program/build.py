@@ -20,6 +20,7 @@ from scaling.program import sharding
 from scaling.program.evaluation import EvalStep, make_eval_step
 from scaling.program.optim import make_optimizer
 from scaling.program.steps import TrainState, make_loss_fn, make_train_step, split_model
+from scaling.runtime.devices import resolved_compute_dtype
 
 
 @dataclasses.dataclass
@@ -27,6 +28,7 @@ class Program:
     """A config's graphs and jitted functions on `mesh`; states of a pack are stacked over a leading axis."""
 
     mesh: jax.sharding.Mesh
+    compute_dtype: str  # train.compute_dtype resolved on the mesh's devices ("float32" or "bfloat16")
     train_graph: nnx.GraphDef
     eval_graph: nnx.GraphDef
     shardings: Any  # of one run's train state
@@ -45,17 +47,19 @@ class Program:
 
 
 def build_program(config: ml_collections.ConfigDict, model: ModelSpec) -> Program:
-    """Graphs, state layout (`sharding.state_shardings`) and jitted init/step/stack functions of `config`."""
+    """Graphs, state layout (`sharding.state_shardings`) and jitted init/step/stack functions of `config`, computing
+    in its train.compute_dtype as resolved on the mesh's devices (`resolved_compute_dtype`)."""
     mesh = sharding.make_mesh(config.mesh)
+    compute_dtype = resolved_compute_dtype(config.train.compute_dtype, mesh.devices.flat[0])
     tx = make_optimizer(config.optim)
-    train_graph, eval_graph, initial_state = initializer(model, tx, config.train.compute_dtype)
+    train_graph, eval_graph, initial_state = initializer(model, tx, compute_dtype)
     abstract = jax.eval_shape(initial_state, np.int32(0))
     shardings = sharding.state_shardings(mesh, abstract, config.mesh.fsdp_min_size, partition_rules(config.model))
     packed = sharding.packed(shardings)
     step_fn = make_train_step(make_loss_fn(train_graph), tx, model.num_classes, config.train.label_smoothing,
                               device_augment(config.data), config.train.microbatches)
     return Program(
-        mesh=mesh, train_graph=train_graph, eval_graph=eval_graph, shardings=shardings,
+        mesh=mesh, compute_dtype=compute_dtype, train_graph=train_graph, eval_graph=eval_graph, shardings=shardings,
         abstract_state=jax.tree.map(lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
                                     abstract, shardings),
         initial_state=jax.jit(initial_state, out_shardings=shardings),

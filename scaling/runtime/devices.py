@@ -1,11 +1,18 @@
-"""Peak FLOP/s per device and model FLOPs utilization (MFU).
+"""Peak FLOP/s per device, the dtype a run computes in, and model FLOPs utilization (MFU).
 
 Accelerators come from a table of vendor specs (dense, no sparsity). A CPU has no spec sheet here:
-its peak is measured once, by a jitted float32 matrix-multiply probe running on every CPU device of
-the process at once, and cached as JSON in $SCALING_CACHE_DIR (default
-~/.cache/imagenet-scaling)/cpu_peak.json, keyed by CPU model, device count and dtype. MFU = (training
-FLOPs per example x examples per second) / (devices x peak per device), with training FLOPs as
-counted by scaling.program.flops.
+its peak in a dtype is measured once, by a jitted matrix-multiply probe in that dtype running on every
+CPU device of the process at once, and cached as JSON in $SCALING_CACHE_DIR (default
+~/.cache/imagenet-scaling)/cpu_peak.json, keyed by CPU model, device count and dtype.
+
+MFU = (training FLOPs per example x examples per second) / (devices x reference peak per device), with
+training FLOPs as counted by scaling.program.flops. The reference peak (`mfu_peak`) does not depend on
+the dtype a run computes in, so a float32 run cannot look better than it is: on an accelerator it is the
+chip's bfloat16 dense peak; on a CPU, which has no bfloat16 spec, it is the better of its measured
+float32 and bfloat16 probes (the most the CPU showed in either dtype).
+
+`train.compute_dtype=auto` resolves where the run's devices are known (`resolved_compute_dtype`, called
+on the mesh's devices when the program is built): bfloat16 on GPU and TPU, float32 on CPU.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ PEAKS: tuple[tuple[str, tuple[float, float]], ...] = (
     ("b200", (2250e12, 1100e12)),  # HGX B200, per GPU
 )
 _DTYPES = {"bfloat16": 0, "float16": 0, "float32": 1}
-_PROBE_SIZE = 512  # square float32 matrices per device
+_PROBE_SIZE = 512  # square matrices per device
 _PROBE_CHAIN = 4  # matmuls per timed call
 _PROBE_REPEATS = 5  # best of
 
@@ -68,6 +75,25 @@ def peak_flops_per_second(device: jax.Device, dtype: str | jnp.dtype = "float32"
         f"no peak FLOP/s known for device kind {device.device_kind!r}; add it to scaling.runtime.devices.PEAKS "
         f"(known: {', '.join(pattern for pattern, _ in PEAKS)})"
     )
+
+
+def mfu_peak(device: jax.Device) -> float:
+    """The MFU denominator: one `device`'s reference peak FLOP/s, whatever dtype the run computes in.
+
+    An accelerator's bfloat16 dense peak; a CPU's best measured probe, float32 or bfloat16. Raises
+    ValueError for an accelerator the table does not know, naming its device_kind.
+    """
+    if device.platform == "cpu":
+        return max(_cpu_peak("float32"), _cpu_peak("bfloat16"))
+    return peak_flops_per_second(device, "bfloat16")
+
+
+def resolved_compute_dtype(setting: str, device: jax.Device) -> str:
+    """The dtype a run on `device` computes in for train.compute_dtype=`setting` ("auto", "float32" or
+    "bfloat16"): "auto" is bfloat16 on a GPU or TPU and float32 elsewhere (a CPU); the others are themselves."""
+    if setting != "auto":
+        return setting
+    return "bfloat16" if device.platform in ("gpu", "tpu") else "float32"
 
 
 def model_flops_utilization(flops_per_example: float, examples_per_second: float, num_devices: int,

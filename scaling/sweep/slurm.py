@@ -15,9 +15,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
-import submitit
-from submitit.core.utils import FailedJobError
-
 import scaling
 from analysis.table.contract import Status
 from scaling.errors import ConfigError
@@ -28,6 +25,13 @@ from scaling.sweep.state import compilation_cache_env, is_done, record_unfinishe
 from scaling.sweep.units import Unit, launch_units
 from scaling.sweep.worker import train_unit
 from scaling.workdir.records import read_result
+
+try:
+    import submitit
+    from submitit.core.utils import FailedJobError
+except ImportError as error:  # an environment without the launcher's package: one error line, not a traceback
+    raise ConfigError(f"--launcher slurm submits through submitit, which cannot be imported here ({error}): pip "
+                      "install submitit, or use --launcher local") from None
 
 POLL_SECONDS = 2.0
 PROBE_TIMEOUT_S = 60.0  # `sinfo` retries an unreachable controller for a while before it fails

@@ -1,5 +1,6 @@
 """`scaling bench data`: images per second of each input path, next to what the model consumes, against a
-plain tf.data decode-crop-batch pipeline on the same files (measured in the same run)."""
+plain tf.data decode-crop-batch pipeline on the same files (measured in the same run; the synthetic dataset, which
+has no files, only through the cache path)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import ml_collections
 
 from scaling.data.pipeline import open_run_data
 from scaling.data.source import feature_keys, is_random_access, open_builder
+from scaling.data.synthetic import SyntheticDataset
 
 
 def images_per_second(batches: Iterator, batch_size: int, steps: int) -> float:
@@ -57,23 +59,27 @@ def reference_pipeline(config: ml_collections.ConfigDict, size: int) -> Iterator
 def bench_data(
     config: ml_collections.ConfigDict, steps: int, model_rate: Callable[[], float]
 ) -> list[tuple[str, float]]:
-    """(path, images/s) for the cache, the streaming path, the model's consumption and the tf.data reference."""
+    """(path, images/s) for the cache, the streaming path, the model's consumption and the tf.data reference (the
+    synthetic dataset: its in-memory images through the cache path, and the model)."""
     from scaling.plan import plan_run
 
     plan = plan_run(config)
-    builder = open_builder(config.data.name, config.data.data_dir)
+    builder = plan.builder
+    files = not isinstance(builder, SyntheticDataset)
     batch = config.train.batch_size
     rows = []
     cache = open_run_data(config, builder, plan.facts, plan.selection)  # builds the cache (not timed)
-    rows.append(("cache (uint8 memmap gather)", images_per_second(cache.train.iterate(0), batch, steps)))
-    if is_random_access(builder) and config.data.resolution:
+    rows.append(("cache (uint8 memmap gather)" if files else "synthetic (uint8 in-memory gather)",
+                 images_per_second(cache.train.iterate(0), batch, steps)))
+    if files and is_random_access(builder) and config.data.resolution:
         stream_config = config.copy_and_resolve_references()
         with stream_config.unlocked():
             stream_config.data.pipeline, stream_config.data.augment.inception_crop = "stream", True
         stream = open_run_data(stream_config, builder, plan.facts, plan.selection)
         rows.append(("stream (decode + inception crop)", images_per_second(stream.train.iterate(0), batch, steps)))
-    rows.append(("tf.data reference (decode, crop)",
-                 images_per_second(reference_pipeline(config, plan.facts.image_shape[0]), batch, steps)))
+    if files:
+        rows.append(("tf.data reference (decode, crop)",
+                     images_per_second(reference_pipeline(config, plan.facts.image_shape[0]), batch, steps)))
     rows.append(("model train step consumes", model_rate()))
     return rows
 

@@ -53,7 +53,13 @@ def _prepare(args: argparse.Namespace) -> int:
     import sys
 
     from scaling.data.preparation import prepare, quiet, summary
+    from scaling.data.source import require_tfds
+    from scaling.data.synthetic import is_synthetic
+    from scaling.errors import ConfigError
 
+    if is_synthetic(args.name):
+        raise ConfigError("the synthetic dataset is generated in memory when a run starts: there is nothing to prepare")
+    require_tfds(args.name)
     with quiet(args.verbose):
         prepared = prepare(args.name, args.data_dir, args.file_format)
         lines, warnings = summary(prepared, args.data_dir)
@@ -71,6 +77,7 @@ def _describe(args: argparse.Namespace) -> int:
     from scaling.data.cache import cache_bytes, describe_size, format_bytes, rows_filled
     from scaling.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, NORM_ROWS, cache_root, normalization_kind, run_caches
     from scaling.data.preparation import prepared_validation
+    from scaling.data.synthetic import SyntheticDataset
     from scaling.plan import plan_run
 
     config = load_config(args.config, args.overrides)
@@ -79,11 +86,17 @@ def _describe(args: argparse.Namespace) -> int:
     root = cache_root(data, builder)
     caches = run_caches(config, builder, plan.facts, selection)
     evaluation = next(use for use in caches if use.name == "eval")
-    total_classes = builder.info.features[builder.info.supervised_keys[1]].num_classes
     norm = normalization_kind(data)
-    validation = prepared_validation(builder)  # ImageNet: are the validation labels right (names unbroken)?
+    if isinstance(builder, SyntheticDataset):
+        total_classes, validation = builder.classes, None
+        dataset = (f"synthetic, generated in host memory (data.synthetic: seed {builder.seed}, "
+                   f"{builder.train_examples:,} train and {builder.eval_examples:,} validation images)")
+    else:
+        total_classes = builder.info.features[builder.info.supervised_keys[1]].num_classes
+        validation = prepared_validation(builder)  # ImageNet: are the validation labels right (names unbroken)?
+        dataset = f"{builder.info.full_name} in {data.data_dir or 'the tfds default data_dir'}"
     lines = [
-        ("dataset", f"{builder.info.full_name} in {data.data_dir or 'the tfds default data_dir'}"),
+        ("dataset", dataset),
         ("classes", f"{selection.num_classes} of {total_classes}"
                     + (" (first K of the fixed class order)" if data.classes else "")),
         ("training pool", f"{len(selection.train_order):,} examples of split {data.train_split!r}"
@@ -107,6 +120,12 @@ def _describe(args: argparse.Namespace) -> int:
     width = max(len(name) for name, _ in lines)
     for name, value in lines:
         print(f"{name:<{width}}  {value}")
+    if root is None:
+        print(f"images generated in host memory when the run starts (nothing on disk): "
+              f"{format_bytes(sum(use.size for use in caches))} in all")
+        for use in caches:
+            print(f"  {use.name:<{max(len(use.name) for use in caches)}}  {describe_size(use.rows, use.image_shape)}")
+        return 0
     rows, new_bytes = [], 0  # the uint8 caches the run will read: what they hold and what is still to write
     for use in caches:
         filled = rows_filled(use.directory, use.image_shape)

@@ -12,7 +12,10 @@ import ml_collections
 import numpy as np
 
 from scaling.config.validation import validate_compute, validate_config
-from scaling.data.source import declared_facts
+from scaling.data.cache import describe_size
+from scaling.data.pipeline import declared_dataset_facts
+from scaling.data.source import DatasetFacts
+from scaling.data.synthetic import is_synthetic
 from scaling.models import describe_model
 from scaling.program import sharding
 from scaling.program.build import build_program
@@ -23,9 +26,9 @@ def dry_run(config: ml_collections.ConfigDict) -> str:
     """A report of the compiled step: mesh, memory per device, FLOPs per step, layout of each parameter group.
 
     The dataset need not be prepared: its tfds definition gives the classes, and data.resolution the image
-    size (the splits are then not checked).
+    size (the splits are then not checked); the synthetic dataset is never generated here.
     """
-    facts = declared_facts(config.data.name, config.data.data_dir, config.data.resolution)
+    facts = declared_dataset_facts(config.data)
     model = validate_config(config, facts) if facts.split_sizes else validate_compute(config, facts)
     facts = dataclasses.replace(facts, num_classes=model.num_classes)
     program = build_program(config, model)
@@ -45,13 +48,15 @@ def dry_run(config: ml_collections.ConfigDict) -> str:
         flops = _flops(build_program(whole, model).train_step.lower(state, inputs).cost_analysis())
     params = program.abstract_state["params"]
     num_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
+    auto = (f" (train.compute_dtype=auto on {mesh.devices.flat[0].platform})"
+            if config.train.compute_dtype == "auto" else "")
     lines = [
         f"{describe_model(config.model)}: {num_params:,} parameters, {facts.image_shape} images, "
-        f"{facts.num_classes} classes ({facts.name}{'' if facts.split_sizes else ', not prepared here'})",
+        f"{facts.num_classes} classes ({facts.name}{_source(config.data, facts)})",
         f"mesh: {', '.join(f'{axis}={size}' for axis, size in mesh.shape.items())} on {mesh.devices.size} "
         f"{mesh.devices.flat[0].device_kind} devices ({jax.process_count()} process(es))",
         f"step: global batch {batch} in {config.train.microbatches} micro-batch(es), "
-        f"{config.train.compute_dtype} compute, float32 parameters and optimizer state",
+        f"{program.compute_dtype} compute{auto}, float32 parameters and optimizer state",
         f"FLOPs per step: {flops:.4g} (XLA, whole step before partitioning; {flops / batch:.4g} per example)",
         f"memory per device: {_mib(_state_bytes_per_device(program.abstract_state))} train state, "
         f"{_mib(memory.argument_size_in_bytes)} arguments, {_mib(memory.output_size_in_bytes)} outputs, "
@@ -65,6 +70,14 @@ def dry_run(config: ml_collections.ConfigDict) -> str:
     ]
     lines += _parameter_groups(params)
     return "\n".join(lines)
+
+
+def _source(data: ml_collections.ConfigDict, facts: DatasetFacts) -> str:
+    """Where the images come from, after the dataset's name: generated (and how many bytes at most), or not here."""
+    if is_synthetic(data.name):
+        rows = sum(facts.split_sizes.values())
+        return f", generated in host memory: at most {describe_size(rows, facts.image_shape)}"
+    return "" if facts.split_sizes else ", not prepared here"
 
 
 def _flops(analysis: dict | list) -> float:

@@ -86,10 +86,11 @@ class RunRecorder:
         """Loss or gradients became non-finite at `step`; the checkpoints stay as they are."""
         self.manager.wait_until_finished()
         good = self.manager.latest_step()
-        self._stop(Status.DIVERGED, step,
-                   f"loss or gradient norm non-finite at step {step} (last good checkpoint: "
-                   f"{'none' if good is None else f'step {good}'}); lower optim.lr, set optim.grad_clip_norm, "
-                   "or use train.compute_dtype='float32'")
+        fixes = "lower optim.lr or set optim.grad_clip_norm" if self.result.compute_dtype == "float32" else (
+            f"lower optim.lr, set optim.grad_clip_norm, or use train.compute_dtype='float32' (it computed in "
+            f"{self.result.compute_dtype})")
+        self._stop(Status.DIVERGED, step, f"loss or gradient norm non-finite at step {step} (last good checkpoint: "
+                                          f"{'none' if good is None else f'step {good}'}); {fixes}")
 
     def preempted(self, step: int) -> None:
         """Stopped at `step` (checkpointed) by SIGTERM or the scheduler's warning signal."""

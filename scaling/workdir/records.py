@@ -13,6 +13,7 @@ from typing import Any
 from analysis.errors import AnalysisError
 from analysis.table.contract import CONFIG_FILE, RESULT_FILE
 from analysis.table.workdirs import read_json
+from scaling.config.defaults import FIELDS
 from scaling.errors import ConfigError, RecordError
 from scaling.locks import claim_folder
 
@@ -48,9 +49,11 @@ class RunResult:
     attempts: int = 1  # times the run was started, resumes included
     device_kind: str | None = None
     num_devices: int | None = None
+    compute_dtype: str | None = None  # what it computed in: train.compute_dtype resolved on its devices
     pack_size: int = 1  # models trained together in one vmapped program (wall time is shared)
     examples_per_second: float | None = None  # median over logging windows after the first (compile, warm-up)
-    mfu: float | None = None  # model FLOPs utilization at that speed (scaling.runtime.devices); None: unknown peak
+    mfu: float | None = None  # model FLOPs utilization at that speed against the chip's bfloat16 dense peak, whatever
+    # the compute dtype (scaling.runtime.devices.mfu_peak); None: unknown peak
     compilation_cache: dict[str, int] | None = None  # persistent-cache hits and misses of this attempt
 
 
@@ -74,6 +77,7 @@ def check_config(workdir: Path, config: dict[str, Any]) -> None:
     if path.exists():
         old = _read(path, f"delete it to adopt this config (the checkpoints in {workdir} are kept), or use a new "
                           "--workdir")
+        old = _with_later_keys(old)
         if _identity(old) != _identity(config):
             raise ConfigError(
                 f"{workdir} holds a run with a different config "
@@ -117,6 +121,18 @@ def _read(path: Path, fix: str) -> dict[str, Any]:
     except (AnalysisError, OSError) as error:
         message = str(error).split("; ")[0] if isinstance(error, AnalysisError) else f"{path} cannot be read ({error})"
         raise RecordError(f"{message}; {fix}") from None
+
+
+def _with_later_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """A config.json written before some keys existed, with those keys at their defaults (what the run did)."""
+    config = json.loads(json.dumps(config))
+    for dotted, field in FIELDS.items():
+        *parents, leaf = dotted.split(".")
+        section = config
+        for name in parents:
+            section = section.setdefault(name, {})
+        section.setdefault(leaf, list(field.default) if isinstance(field.default, tuple) else field.default)
+    return config
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:

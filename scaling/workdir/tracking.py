@@ -118,9 +118,17 @@ def _environment_variable(name: str, value: str) -> Iterator[None]:
 
 
 def check_wandb_credentials(mode: str) -> None:
-    """Raise ConfigError when `mode` is online and wandb finds no credentials for its server (WANDB_API_KEY,
-    WANDB_IDENTITY_TOKEN_FILE, a netrc entry or a settings file), so a run fails before it reads any data.
-    Reads only local files and the environment: nothing is verified with the server."""
+    """Raise ConfigError, so that a run fails before it reads any data, when `mode` is not "disabled" and wandb
+    cannot be imported, or `mode` is online and wandb finds no credentials for its server (WANDB_API_KEY,
+    WANDB_IDENTITY_TOKEN_FILE, a netrc entry or a settings file). Reads only local files and the environment:
+    nothing is verified with the server."""
+    if mode == "disabled":
+        return
+    try:
+        import wandb  # noqa: F401 (its tracker imports it anyway)
+    except ImportError as error:
+        raise ConfigError(f"wandb.mode={mode!r} logs to wandb, which cannot be imported here ({error}): pip install "
+                          "wandb, or set wandb.mode=disabled (`--wandb disabled`)") from None
     if mode != "online":
         return
     from wandb.errors import AuthenticationError
