@@ -1,19 +1,38 @@
-# `make demo` and `make test` create .venv on first use (Python 3.11), then run.
+# `make demo` and `make test` create .venv on first use (Python 3.11) with the tested baseline of jax,
+# flax, optax and orbax (constraints/ci-baseline.txt), then run. `make test-newest` creates .venv-newest
+# with the newest releases pyproject.toml's ranges allow (Python 3.12 or newer: jax 0.11 and later need it;
+# `rm -rf .venv-newest` to take releases published since it was built).
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+BASELINE := constraints/ci-baseline.txt
+NEWEST_VENV := .venv-newest
+NEWEST_STAMP := $(NEWEST_VENV)/.installed
+# python3.12 (or 3.13) on the PATH, else pyenv's latest installed one
+NEWEST_PYTHON ?= $(shell for v in 3.12 3.13; do \
+	p=$$(command -v python$$v) && $$p -c '' 2>/dev/null && { echo $$p; exit; }; \
+	p=$$(pyenv root 2>/dev/null)/versions/$$(pyenv latest $$v 2>/dev/null)/bin/python$$v && [ -x $$p ] && { echo $$p; exit; }; \
+	done)
 export TF_CPP_MIN_LOG_LEVEL := 3
 DEMO_PARALLEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-newest lint install clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(BASELINE)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet -c $(BASELINE) -e '.[dev]'
 	touch $(STAMP)
+
+$(NEWEST_STAMP): pyproject.toml
+	@test -n "$(NEWEST_PYTHON)" || { echo "error: make test-newest needs Python 3.12 or newer (jax 0.11 and later \
+	require it) and found none: install one, or pass NEWEST_PYTHON=/path/to/python3.12" >&2; exit 2; }
+	$(NEWEST_PYTHON) -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	touch $(NEWEST_STAMP)
 
 # The main job: sweep 4 ResNet widths x 4 nested subsets of the embedded digits (built as a tfds
 # dataset on first use), collect the results table, fit and draw the scaling laws. Run again, it
@@ -32,5 +51,11 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
+# The newest jax the ranges allow, on a short subset: the model tests and the benchmark suite's smoke run.
+test-newest: $(NEWEST_STAMP)
+	$(NEWEST_VENV)/bin/python -c 'import flax, jax; print(f"newest: jax {jax.__version__}, flax {flax.__version__}")'
+	$(NEWEST_VENV)/bin/python -m pytest -q -n 2 tests/test_models.py
+	$(NEWEST_VENV)/bin/scaling bench suite --smoke --out $(NEWEST_VENV)/bench-smoke.json
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(NEWEST_VENV) runs
