@@ -3,6 +3,7 @@ scaling.config.defaults and the model families), then the checks across keys, th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import ml_collections
@@ -15,6 +16,7 @@ from scaling.data.pipeline import normalization_kind
 from scaling.data.synthetic import SYNTHETIC, is_synthetic
 from scaling.errors import ConfigError
 from scaling.models import ModelSpec, validate_model_config
+from scaling.models.layers import BN_GROUPS
 from scaling.schema import check_fields
 
 DURATIONS = ("steps", "examples", "epochs", "flops")
@@ -30,13 +32,14 @@ def validate_config(config: ml_collections.ConfigDict, facts: DatasetFacts) -> M
 def validate_compute(config: ml_collections.ConfigDict, facts: DatasetFacts) -> ModelSpec:
     """Every key against its rule, then the checks that need only the images' shape and the classes (not the
     splits): classes, model, duration, batches over the mesh, cooldown branch, streaming. Returns the model,
-    checked once here for all that builds it later."""
+    checked once here for all that builds it later (with per-device BatchNorm statistics: for this mesh)."""
     check_fields(config, FIELDS)
     _check_classes(config.data, facts)
     model = validate_model_config(config.model, image_shape=facts.image_shape,
                                   num_classes=config.data.classes or facts.num_classes)
     _check_duration(config.train)
-    _check_batches(config.train, batch_shards(config.mesh))
+    shards = batch_shards(config.mesh)
+    _check_batches(config.train, shards)
     _check_branch(config)
     _check_synthetic(config.data)
     if config.data.pipeline == "stream" and config.data.resolution is None:
@@ -46,6 +49,8 @@ def validate_compute(config: ml_collections.ConfigDict, facts: DatasetFacts) -> 
             f"data.normalization='imagenet' uses ImageNet's RGB mean and std, but {facts.name} has "
             f"{facts.image_shape[-1]} channel(s); use data.normalization='estimate'"
         )
+    if model.knobs.get("bn_stats") == "per_device":  # each of the batch's shards normalised by its own statistics
+        return dataclasses.replace(model, knobs={**model.knobs, BN_GROUPS: shards})
     return model
 
 

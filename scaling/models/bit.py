@@ -17,8 +17,9 @@ from flax import nnx
 from scaling.models import resnet
 from scaling.models.counting import Counts
 
-DEFAULTS: dict[str, Any] = {**resnet.DEFAULTS, "depth": 50, "block": "bottleneck"}
-KINDS: dict[str, Any] = resnet.KINDS
+_KNOBS = [knob for knob in resnet.DEFAULTS if knob != "bn_stats"]  # GroupNorm: no batch statistics
+DEFAULTS: dict[str, Any] = {**{knob: resnet.DEFAULTS[knob] for knob in _KNOBS}, "depth": 50, "block": "bottleneck"}
+KINDS: dict[str, Any] = {knob: resnet.KINDS[knob] for knob in _KNOBS}
 VARIANTS: dict[str, dict[str, Any]] = {
     f"bit-resnet{depth}" + (f"x{factor}" if factor > 1 else ""): {
         "width": 64 * factor, "depth": depth, "block": "bottleneck", "stem": "imagenet",

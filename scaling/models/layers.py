@@ -3,14 +3,20 @@ type of every family's PARTITION_RULES."""
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from flax.nnx.nn import dtypes
 
 CONV_INIT = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")  # He et al. 2015, as torchvision
 BASE_WIDTH = 64  # first-layer channels of AlexNet, VGG and ResNet: `width` scales every layer from it
+
+# Not a config key: the knob that scaling.config.validation adds to a model spec whose BatchNorm statistics are
+# per device (model.bn_stats="per_device"): into how many parts the mesh's data x fsdp devices split a batch.
+BN_GROUPS = "bn_groups"
 
 # Tensor-parallel rules: (regex searched in a parameter's path, the mesh axis of each of its dimensions).
 PartitionRules = tuple[tuple[str, tuple[str | None, ...]], ...]
@@ -56,10 +62,42 @@ def adaptive_avg_pool(x: jax.Array, size: int) -> jax.Array:
     return jnp.einsum("oh,pw,bhwc->bopc", rows, cols, x)
 
 
-def batch_norm(features: int, rngs: nnx.Rngs, dtype: jnp.dtype | None, zero_scale: bool = False) -> nnx.BatchNorm:
-    """BatchNorm (momentum 0.9, eps 1e-5, as torch's 0.1 update); zero_scale starts a residual branch at zero."""
+class GroupedBatchNorm(nnx.BatchNorm):
+    """BatchNorm whose training statistics are those of each of `groups` equal, consecutive parts of the batch.
+
+    With the batch split over `groups` devices, each device normalises its own share: neither the forward nor the
+    backward pass reduces across devices (only the update of the running statistics, which nothing waits for). The
+    running mean and variance move towards the groups' average (as nnx.BatchNorm: biased variance, float32
+    statistics); in eval mode it is nnx.BatchNorm.
+    """
+
+    def __init__(self, features: int, *, groups: int, **kwargs: Any):
+        super().__init__(features, **kwargs)
+        self.groups = groups
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Normalise [B, ..., C] features, B a multiple of `groups`, by each group's statistics (training mode)."""
+        if self.use_running_average:
+            return super().__call__(x)
+        x, scale, bias = self.promote_dtype((x, self.scale[...], self.bias[...]), dtype=self.dtype)
+        parts = x.reshape(self.groups, x.shape[0] // self.groups, *x.shape[1:])
+        parts = parts.astype(jnp.promote_types(x.dtype, jnp.float32))
+        axes = tuple(range(1, parts.ndim - 1))
+        mean = parts.mean(axes, keepdims=True)
+        var = jnp.maximum(0.0, jnp.square(parts).mean(axes, keepdims=True) - jnp.square(mean))  # as flax's fast one
+        self.mean[...] = self.momentum * self.mean[...] + (1 - self.momentum) * mean.mean(axis=(0, *axes))
+        self.var[...] = self.momentum * self.var[...] + (1 - self.momentum) * var.mean(axis=(0, *axes))
+        y = (parts - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+        return y.reshape(x.shape).astype(dtypes.canonicalize_dtype(x, scale, bias, dtype=self.dtype))
+
+
+def batch_norm(features: int, rngs: nnx.Rngs, dtype: jnp.dtype | None, zero_scale: bool = False,
+               groups: int = 1) -> nnx.BatchNorm:
+    """BatchNorm (momentum 0.9, eps 1e-5, as torch's 0.1 update); zero_scale starts a residual branch at zero;
+    `groups` > 1: statistics of each of that many consecutive parts of the batch (`GroupedBatchNorm`)."""
     scale_init = nnx.initializers.zeros if zero_scale else nnx.initializers.ones
-    return nnx.BatchNorm(features, momentum=0.9, epsilon=1e-5, scale_init=scale_init, dtype=dtype, rngs=rngs)
+    options = {"momentum": 0.9, "epsilon": 1e-5, "scale_init": scale_init, "dtype": dtype, "rngs": rngs}
+    return GroupedBatchNorm(features, groups=groups, **options) if groups > 1 else nnx.BatchNorm(features, **options)
 
 
 def flatten(x: jax.Array) -> jax.Array:

@@ -3,8 +3,11 @@
 Follows He et al. 2016 ("Deep Residual Learning for Image Recognition") as torchvision builds it
 ("v1.5": a bottleneck strides on its 3x3 conv, not on its first 1x1). Departures: the last
 BatchNorm of each residual branch starts at zero (Goyal et al. 2017), and a "small" stem (3x3
-stride-1 conv, no max pool) serves tiny images. The same module, with `preact=True`, builds the
-pre-activation ResNet v2 of the BiT family (scaling/models/bit.py).
+stride-1 conv, no max pool) serves tiny images. With `bn_stats="per_device"`, a further departure:
+BatchNorm statistics over each device's share of the batch (Goyal et al. 2017 use 32 per GPU), not the global
+batch, so no layer waits for a cross-device reduction; the share is train.batch_size / (train.microbatches x
+the mesh's data x fsdp devices), set by the mesh (`BN_GROUPS`). The same module, with `preact=True`, builds the
+pre-activation ResNet v2 of the BiT family (scaling/models/bit.py), whose GroupNorm has no batch statistics.
 """
 
 import math
@@ -18,7 +21,7 @@ from flax.nnx.nn import dtypes
 
 from scaling.errors import ConfigError
 from scaling.models.counting import Counts, Tally
-from scaling.models.layers import CONV_INIT, PartitionRules, batch_norm, conv_size
+from scaling.models.layers import BN_GROUPS, CONV_INIT, PartitionRules, batch_norm, conv_size
 
 DEFAULTS: dict[str, Any] = {
     "width": 64,
@@ -27,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "stage_sizes": None,
     "num_stages": 4,
     "stem": "imagenet",
+    "bn_stats": "global",  # BatchNorm statistics over the whole batch, or over each device's share (`per_device`)
 }
 KINDS: dict[str, Any] = {
     "width": "int",
@@ -35,6 +39,7 @@ KINDS: dict[str, Any] = {
     "stage_sizes": "ints|None",
     "num_stages": "int|None",
     "stem": ("imagenet", "small"),
+    "bn_stats": ("global", "per_device"),
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     f"resnet{depth}": {"depth": depth, "block": "basic" if depth < 50 else "bottleneck", "stem": "imagenet"}
@@ -124,11 +129,13 @@ def check(cfg: Mapping[str, Any], image_shape: tuple[int, int, int]) -> None:
 
 
 def describe(cfg: Mapping[str, Any], prefix: str = "resnet") -> str:
-    """One-line summary, e.g. 'resnet-18 basic width 64 stages (2,2,2,2) stem imagenet'."""
+    """One-line summary, e.g. 'resnet-18 basic width 64 stages (2,2,2,2) stem imagenet' (then 'bn per_device'
+    where BatchNorm statistics are per device)."""
     sizes = stage_sizes(cfg)
     return (
         f"{prefix}-{depth_of(cfg['block'], sizes)} {cfg['block']} width {cfg['width']} "
         f"stages ({','.join(map(str, sizes))}) stem {cfg['stem']}"
+        + (" bn per_device" if cfg.get("bn_stats") == "per_device" else "")
     )
 
 
@@ -150,11 +157,12 @@ def _conv(in_features: int, out_features: int, kernel: int, stride: int, preact:
 
 
 def _norm(features: int, preact: bool, rngs: nnx.Rngs, dtype: jnp.dtype | None,
-          zero_scale: bool = False) -> nnx.Module:
-    """GroupNorm (32 groups or fewer, eps 1e-5) when `preact`, else BatchNorm (zero_scale: starting at zero)."""
+          zero_scale: bool = False, bn_groups: int = 1) -> nnx.Module:
+    """GroupNorm (32 groups or fewer, eps 1e-5) when `preact`, else BatchNorm (zero_scale: starting at zero) with
+    statistics over each of `bn_groups` parts of the batch."""
     if preact:
         return nnx.GroupNorm(features, num_groups=math.gcd(_GROUPS, features), epsilon=1e-5, dtype=dtype, rngs=rngs)
-    return batch_norm(features, rngs, dtype, zero_scale)
+    return batch_norm(features, rngs, dtype, zero_scale, bn_groups)
 
 
 class ResidualBlock(nnx.Module):
@@ -165,7 +173,7 @@ class ResidualBlock(nnx.Module):
     """
 
     def __init__(self, in_features: int, layout: Layout, *, preact: bool, rngs: nnx.Rngs,
-                 dtype: jnp.dtype | None = None):
+                 dtype: jnp.dtype | None = None, bn_groups: int = 1):
         self.preact = preact
         self.convs = nnx.List([])
         self.norms = nnx.List([])
@@ -173,16 +181,16 @@ class ResidualBlock(nnx.Module):
         for i, (kernel, out_features, stride) in enumerate(layout):
             self.convs.append(_conv(features, out_features, kernel, stride, preact, rngs, dtype))
             normed = features if preact else out_features
-            self.norms.append(_norm(normed, preact, rngs, dtype, zero_scale=i == len(layout) - 1))
+            self.norms.append(_norm(normed, preact, rngs, dtype, i == len(layout) - 1, bn_groups))
             features = out_features
         projects = _projects(in_features, layout)
-        self.shortcut = self._projection(in_features, features, layout, rngs, dtype) if projects else None
+        self.shortcut = self._projection(in_features, features, layout, rngs, dtype, bn_groups) if projects else None
 
     def _projection(self, in_features: int, features: int, layout: Layout, rngs: nnx.Rngs,
-                    dtype: jnp.dtype | None) -> nnx.Module:
+                    dtype: jnp.dtype | None, bn_groups: int) -> nnx.Module:
         """The 1x1 strided shortcut conv; followed by a norm in the post-activation block."""
         conv = _conv(in_features, features, 1, max(s for _, _, s in layout), self.preact, rngs, dtype)
-        return conv if self.preact else nnx.Sequential(conv, _norm(features, False, rngs, dtype))
+        return conv if self.preact else nnx.Sequential(conv, _norm(features, False, rngs, dtype, bn_groups=bn_groups))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Apply the block to NHWC features."""
@@ -204,19 +212,21 @@ class ResNet(nnx.Module):
     """Stem, stages doubling channels and halving resolution, GAP + Linear head.
 
     v1.5: stem conv-BN-ReLU. v2 (`preact`): a bare stem conv, and GroupNorm-ReLU before the pooling.
+    `bn_groups` > 1: each BatchNorm takes its statistics over that many consecutive parts of the batch.
     """
 
     def __init__(self, *, width: int, block: str, stage_sizes: Sequence[int], stem: str,
                  in_channels: int, num_classes: int, rngs: nnx.Rngs, dtype: jnp.dtype | None = None,
-                 preact: bool = False):
+                 preact: bool = False, bn_groups: int = 1):
         kernel, stride = (7, 2) if stem == "imagenet" else (3, 1)
         self.stem_conv = _conv(in_channels, width, kernel, stride, preact, rngs, dtype)
-        self.stem_norm = None if preact else _norm(width, preact, rngs, dtype)
+        self.stem_norm = None if preact else _norm(width, preact, rngs, dtype, bn_groups=bn_groups)
         self.stem_pool = stem == "imagenet"
         self.blocks = nnx.List([])
         features = width
         for in_features, layout in _plan(width, block, stage_sizes):
-            self.blocks.append(ResidualBlock(in_features, layout, preact=preact, rngs=rngs, dtype=dtype))
+            self.blocks.append(ResidualBlock(in_features, layout, preact=preact, rngs=rngs, dtype=dtype,
+                                             bn_groups=bn_groups))
             features = layout[-1][1]
         self.head_norm = _norm(features, preact, rngs, dtype) if preact else None
         self.head = nnx.Linear(features, num_classes, dtype=dtype, rngs=rngs)
@@ -235,11 +245,23 @@ class ResNet(nnx.Module):
         return self.head(x.mean(axis=(1, 2))).astype(jnp.float32)
 
 
+def _bn_groups(cfg: Mapping[str, Any]) -> int:
+    """Parts of the batch that take their own BatchNorm statistics: 1 (global), or the mesh's batch shards."""
+    if cfg["bn_stats"] == "global":
+        return 1
+    if BN_GROUPS not in cfg:
+        raise ConfigError("model.bn_stats='per_device' needs the mesh's batch shards: build the model from the spec "
+                          "that scaling.config.validation.validate_compute returns")
+    return cfg[BN_GROUPS]
+
+
 def build(cfg: Mapping[str, Any], *, image_shape: tuple[int, int, int], num_classes: int,
           rngs: nnx.Rngs, dtype: jnp.dtype | None = None, preact: bool = False) -> ResNet:
-    """Build a ResNet from a validated, default-filled config."""
+    """Build a ResNet from a validated, default-filled config (with `bn_stats="per_device"`, one that validation
+    gave the mesh's batch shards as `BN_GROUPS`)."""
     return ResNet(width=cfg["width"], block=cfg["block"], stage_sizes=stage_sizes(cfg), stem=cfg["stem"],
-                  in_channels=image_shape[2], num_classes=num_classes, rngs=rngs, dtype=dtype, preact=preact)
+                  in_channels=image_shape[2], num_classes=num_classes, rngs=rngs, dtype=dtype, preact=preact,
+                  bn_groups=1 if preact else _bn_groups(cfg))
 
 
 def count(cfg: Mapping[str, Any], image_shape: tuple[int, int, int], num_classes: int,

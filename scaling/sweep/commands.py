@@ -10,7 +10,7 @@ from pathlib import Path
 from analysis.table.contract import Status
 from scaling.errors import PREEMPTED_EXIT, ConfigError, RecordError
 from scaling.locks import claim_folder
-from scaling.sweep.state import DAMAGED, PENDING, SWEEP_LOCK
+from scaling.sweep.state import DAMAGED, PENDING, SWEEP_LOCK, parse_env
 from scaling.workdir.records import read_result
 
 
@@ -35,8 +35,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--root", required=True, type=Path, help="folder holding one workdir per point")
     run.add_argument("--launcher", choices=("local", "slurm"), default="local",
                      help="local: processes on this machine; slurm: a Slurm job array through submitit")
-    run.add_argument("--parallel", type=int, default=1,
-                     help="local launcher: runs at a time, each on an equal share of the cores/GPUs (default 1)")
+    run.add_argument("--parallel", type=int,
+                     help="local launcher: runs at a time (default: one per GPU, else 1), each on an equal share of "
+                     "the cores and GPUs; more runs than GPUs share them, each with a part of a GPU's memory")
     run.add_argument("--partition", help="slurm launcher: partition to submit to")
     run.add_argument("--timeout-min", type=int, default=60, help="slurm launcher: time limit per job in minutes")
     run.add_argument("--gpus-per-node", type=int, default=0, help="slurm launcher: GPUs per job")
@@ -44,6 +45,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                      help="train up to N same-shape points (seeds, learning rates, subset sizes) in one vmapped "
                      "program (default: the sweep file's PACK_SIZE, else 1)")
     run.add_argument("--wandb", choices=("offline", "online", "disabled"), help="wandb mode of every run")
+    run.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                     help="set an environment variable in every worker or Slurm job, e.g. XLA_FLAGS=... "
+                     "(repeatable; Slurm jobs do not inherit the shell's XLA_FLAGS, only this)")
     run.set_defaults(handler=_run)
 
     status = commands.add_parser("status", help="summarise the runs under a root")
@@ -73,14 +77,17 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from scaling.sweep.gpus import visible_gpus
     from scaling.sweep.local import SweepStopped, run_local
     from scaling.sweep.planning import format_plan, plan_points
     from scaling.sweep.spec import dependency_waves, load_sweep
 
-    if args.parallel < 1:
+    if args.parallel is not None and args.parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
     if args.pack is not None and args.pack < 1:
         raise ConfigError(f"--pack must be at least 1 (1: no packing), got {args.pack}")
+    env = parse_env(args.env)
+    gpus = visible_gpus() if args.launcher == "local" else []
     sweep = load_sweep(args.sweep_file)
     print(format_plan(sweep.points, plan_points(sweep.points)))
     pack_size = args.pack or sweep.pack_size
@@ -92,11 +99,11 @@ def _run(args: argparse.Namespace) -> int:
 
                 statuses |= run_slurm(wave, args.root, wandb=args.wandb, partition=args.partition,
                                       pack_size=pack_size, timeout_min=args.timeout_min,
-                                      gpus_per_node=args.gpus_per_node)
+                                      gpus_per_node=args.gpus_per_node, env=env)
                 continue
             try:
-                statuses |= run_local(wave, args.root, parallel=args.parallel, wandb=args.wandb,
-                                      pack_size=pack_size)
+                statuses |= run_local(wave, args.root, parallel=args.parallel or len(gpus) or 1, wandb=args.wandb,
+                                      pack_size=pack_size, gpus=gpus, env=env)
             except SweepStopped as stopped:
                 print(f"sweep {sweep.name}: {stopped}", file=sys.stderr)
                 return PREEMPTED_EXIT

@@ -9,13 +9,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from analysis.table.contract import Status
+from scaling.sweep.gpus import assign_gpus, visible_gpus
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
-from scaling.sweep.state import compilation_cache_env, is_done, readable_result, record_unfinished
+from scaling.sweep.state import compilation_cache_env, is_done, merge_env, readable_result, record_unfinished
 from scaling.sweep.units import launch_units
 from scaling.sweep.worker import encode_points
 
@@ -35,13 +36,15 @@ class SweepStopped(Exception):
 
 def run_local(
     points: list[SweepPoint], root: Path, parallel: int = 1, wandb: str | None = None, pack_size: int = 1,
+    gpus: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
     on_finish: Callable[[SweepPoint, str], None] | None = None,
 ) -> dict[str, str]:
     """Run every point without a final result, `parallel` units at a time; return {run_id: status}.
 
     Points that may share a program are packed `pack_size` at a time (jax.vmap). Each worker gets
-    an equal share of this machine's CPU cores (and of its GPUs, through CUDA_VISIBLE_DEVICES). A
-    unit that dies without writing results has its points recorded as failed with its log's tail.
+    an equal share of this machine's CPU cores and its part of `gpus` (default: `visible_gpus()`; see
+    `assign_gpus`), and `env` on top of the inherited environment. A unit that dies without writing
+    results has its points recorded as failed with its log's tail.
     SIGTERM is passed on to the running workers (they checkpoint and stop as preempted), no unit starts
     after it, and SweepStopped is raised once they have stopped; on any other way out the workers are
     stopped the same way, never left behind.
@@ -49,6 +52,7 @@ def run_local(
     root.mkdir(parents=True, exist_ok=True)
     todo = launch_units([point for point in points if not is_done(root, point)], pack_size)
     progress = SweepProgress(total=len(points), already_done=len(points) - sum(map(len, todo)))
+    slot_envs = worker_envs(root, parallel, visible_gpus() if gpus is None else gpus, env or {})
     workers = _Workers()
     statuses: dict[str, str] = {}
     free_slots = list(range(parallel))
@@ -59,7 +63,8 @@ def run_local(
         while (todo and not stop.is_set()) or workers.running:
             while todo and free_slots and not stop.is_set():
                 unit, slot = todo.pop(0), free_slots.pop(0)
-                workers.running[slot] = (unit, _start(unit, root, wandb, slot, parallel), time.monotonic())
+                process = _start(unit, root, wandb, slot, parallel, slot_envs[slot])
+                workers.running[slot] = (unit, process, time.monotonic())
                 for point in unit:
                     progress.started(point.run_id)
             if stop.wait(0.2):
@@ -118,27 +123,24 @@ class _Workers:
                 process.wait()
 
 
-def _start(unit: list[SweepPoint], root: Path, wandb: str | None, slot: int, parallel: int) -> subprocess.Popen:
-    """Start a unit's worker, logging to its first point's workdir, pinned to this slot's cores."""
+def _start(unit: list[SweepPoint], root: Path, wandb: str | None, slot: int, parallel: int,
+           env: dict[str, str]) -> subprocess.Popen:
+    """Start a unit's worker with `env`, logging to its first point's workdir, pinned to this slot's cores."""
     workdir = root / unit[0].run_id
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / LOG_FILE).open("a")
-    process = subprocess.Popen(
-        worker_command(unit, root, wandb), stdout=log, stderr=subprocess.STDOUT, env=_worker_env(root, slot, parallel)
-    )
+    process = subprocess.Popen(worker_command(unit, root, wandb), stdout=log, stderr=subprocess.STDOUT, env=env)
     cores = sorted(os.sched_getaffinity(0))[slot::parallel]
     if parallel > 1 and cores:
         os.sched_setaffinity(process.pid, cores)  # before the child starts its threads, which inherit it
     return process
 
 
-def _worker_env(root: Path, slot: int, parallel: int) -> dict[str, str]:
-    """The parent's environment, a compilation cache shared by the sweep's runs, and this slot's GPUs."""
-    env = {**compilation_cache_env(root), **os.environ}
-    gpus = env.get("CUDA_VISIBLE_DEVICES")
-    if gpus and parallel > 1:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus.split(",")[slot::parallel])
-    return env
+def worker_envs(root: Path, parallel: int, gpus: Sequence[str], env: Mapping[str, str]) -> list[dict[str, str]]:
+    """Each slot's environment: a compilation cache shared by the sweep's runs, the parent's environment, the
+    slot's GPU settings (`assign_gpus`), then `env`; each overriding the ones before."""
+    cache = compilation_cache_env(root)
+    return [merge_env(cache, os.environ, slot_gpus, env) for slot_gpus in assign_gpus(gpus, parallel)]
 
 
 def _log_error(workdir: Path, returncode: int) -> str:

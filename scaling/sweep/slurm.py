@@ -19,9 +19,10 @@ import scaling
 from analysis.table.contract import Status
 from scaling.errors import ConfigError
 from scaling.runtime.preemption import request_stop
+from scaling.sweep.gpus import EXPECT_PLATFORM
 from scaling.sweep.progress import SweepProgress
 from scaling.sweep.spec import SweepPoint
-from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished
+from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished, superseded
 from scaling.sweep.units import Unit, launch_units
 from scaling.sweep.worker import train_unit
 from scaling.workdir.records import read_result
@@ -36,7 +37,7 @@ except ImportError as error:  # an environment without the launcher's package: o
 POLL_SECONDS = 2.0
 PROBE_TIMEOUT_S = 60.0  # `sinfo` retries an unreachable controller for a while before it fails
 SLURM_FIX = "check that `sinfo` answers on this machine (Slurm's client and slurmctld), or use --launcher local"
-UNINHERITED = ("XLA_FLAGS",)  # settings of the submitting shell that jobs must not pick up
+UNINHERITED = ("XLA_FLAGS",)  # settings of the submitting shell that jobs must not pick up (unless given in `env`)
 
 
 class UnitJob(submitit.helpers.Checkpointable):
@@ -78,9 +79,11 @@ def run_slurm(
     Each task trains one launch unit: a point, or `pack_size` same-shape points packed with jax.vmap.
 
     At most `array_parallelism` tasks run at once, each on one node with `cpus_per_task` cores and
-    `gpus_per_node` GPUs for at most `timeout_min` minutes (then requeued, up to 3 times). Jobs run
-    this Python in the current directory, in the submitting environment without XLA_FLAGS, plus a
-    compilation cache shared by the sweep's runs (as the local launcher's), plus `env`. submitit's
+    `gpus_per_node` GPUs for at most `timeout_min` minutes (then requeued, up to 3 times); a job given
+    GPUs fails its points rather than train on the CPU (`platform_error`). Jobs run this Python in the
+    current directory, in the submitting environment without XLA_FLAGS (the login node's flags need not
+    fit the GPU nodes), plus a compilation cache shared by the sweep's runs (as the local launcher's),
+    plus `env` (which may set XLA_FLAGS). submitit's
     files go to `folder` (default `root/.submitit/<timestamp>`, fresh per launch). A job that ends
     without a result is recorded as failed with the tail of its log; interrupting the wait cancels
     the jobs still queued or running.
@@ -95,7 +98,8 @@ def run_slurm(
         executor = submitit.SlurmExecutor(folder=folder or root / ".submitit" / time.strftime("%Y%m%d-%H%M%S"))
         executor.update_parameters(
             job_name=todo[0][0].sweep, time=timeout_min, nodes=1, ntasks_per_node=1, cpus_per_task=cpus_per_task,
-            array_parallelism=array_parallelism, setup=_job_setup(root, env or {}),
+            array_parallelism=array_parallelism,
+            setup=_job_setup(root, {**({EXPECT_PLATFORM: "gpu"} if gpus_per_node else {}), **(env or {})}),
             **({"partition": partition} if partition else {}),
             **({"gpus_per_node": gpus_per_node} if gpus_per_node else {}),
         )
@@ -137,10 +141,11 @@ def _last_line(text: str) -> str:
 
 
 def _job_setup(root: Path, env: Mapping[str, str]) -> list[str]:
-    """Shell lines run before each job: drop UNINHERITED, export the cache and `env`, make `scaling` importable."""
+    """Shell lines run before each job: drop UNINHERITED (and what `env` supersedes), export the cache and `env`,
+    make `scaling` importable."""
     cache = compilation_cache_env(root)
     exports = {**{key: value for key, value in cache.items() if key not in os.environ}, **env}
-    lines = [f"unset {name}" for name in UNINHERITED]
+    lines = [f"unset {name}" for name in (*UNINHERITED, *superseded(env))]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in exports.items()]
     source = Path(scaling.__file__).resolve().parents[1]
     if source not in {Path(path).resolve() for path in site.getsitepackages()}:  # a source checkout

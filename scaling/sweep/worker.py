@@ -12,21 +12,27 @@ import sys
 from pathlib import Path
 
 from analysis.table.contract import Status
+from scaling.sweep.gpus import platform_error
 from scaling.sweep.spec import SweepPoint
-from scaling.sweep.state import is_done, readable_result
+from scaling.sweep.state import is_done, readable_result, record_unfinished
 
 
 def train_unit(points: list[SweepPoint], root: str | Path, wandb: str | None = None) -> dict[str, str]:
     """Train (or resume) the points not yet done, packed in one program when there are several.
 
-    Failures are recorded in each run's result.json by the trainer and reported, not raised.
+    Failures are recorded in each run's result.json by the trainer and reported, not raised; so is a worker
+    given GPUs whose jax came up on another platform (`platform_error`): it trains nothing.
     Returns {run_id: recorded status}.
     """
     from scaling.train import train_packed
 
     root = Path(root)
     todo = [point for point in points if not is_done(root, point)]
-    if todo:
+    if todo and (wrong_platform := platform_error()):
+        print(f"error: {wrong_platform}", file=sys.stderr)
+        for point in todo:
+            record_unfinished(root, point, lambda: wrong_platform)
+    elif todo:
         configs = [point.load() for point in todo]
         for config in configs:
             config.wandb.mode = wandb or config.wandb.mode
