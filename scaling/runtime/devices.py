@@ -132,23 +132,30 @@ def _cpu_peak(dtype: str) -> float:
 
 
 def measure_cpu_peak(devices: list[jax.Device], dtype: str = "float32") -> float:
-    """FLOP/s per device of chained square matmuls running on all `devices` at once (best of a few)."""
-    n = _PROBE_SIZE
+    """The CPU probe: `matmul_rate` of modest square matrices on all `devices` at once."""
+    return matmul_rate(devices, dtype)
+
+
+def matmul_rate(devices: list[jax.Device], dtype: str = "float32", size: int = _PROBE_SIZE, chain: int = _PROBE_CHAIN,
+                repeats: int = _PROBE_REPEATS) -> float:
+    """FLOP/s per device of `chain` chained [size, size] matmuls in `dtype` running on all `devices` at once (best
+    of `repeats` timed calls, after one that compiles and warms up)."""
+    n = size
     sharding = NamedSharding(Mesh(np.array(devices), ("devices",)), PartitionSpec("devices"))
     rng = np.random.default_rng(0)
-    x = jax.device_put(rng.standard_normal((len(devices), n, n)).astype(dtype), sharding)
-    w = jax.device_put((rng.standard_normal((len(devices), n, n)) / np.sqrt(n)).astype(dtype), sharding)
+    x = jax.device_put(rng.standard_normal((len(devices), n, n), np.float32).astype(dtype), sharding)
+    w = jax.device_put((rng.standard_normal((len(devices), n, n), np.float32) / np.sqrt(n)).astype(dtype), sharding)
 
     @jax.jit
-    def chain(x: jax.Array, w: jax.Array) -> jax.Array:
-        for _ in range(_PROBE_CHAIN):
+    def chained(x: jax.Array, w: jax.Array) -> jax.Array:
+        for _ in range(chain):
             x = jnp.einsum("bij,bjk->bik", x, w)
         return x
 
-    chain(x, w).block_until_ready()  # compile and warm up
+    chained(x, w).block_until_ready()  # compile and warm up
     best = float("inf")
-    for _ in range(_PROBE_REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
-        chain(x, w).block_until_ready()
+        chained(x, w).block_until_ready()
         best = min(best, time.perf_counter() - start)
-    return 2 * n**3 * _PROBE_CHAIN / best
+    return 2 * n**3 * chain / best

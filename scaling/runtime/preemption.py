@@ -41,9 +41,11 @@ class PreemptionWatch:
             signal.signal(signal.SIGTERM, self._previous)
         _stop_requested.clear()
 
-    @staticmethod
-    def _notice(signum: int, frame: FrameType | None) -> None:
+    def _notice(self, signum: int, frame: FrameType | None) -> None:
+        """Ask training to stop, and tell the handler this one replaced (e.g. a benchmark's), if it is Python's."""
         request_stop()
+        if callable(self._previous):
+            self._previous(signum, frame)
 
     @staticmethod
     def _multi_process() -> bool:

@@ -1,19 +1,15 @@
 """`scaling bench`: `pack` (N same-shape models packed in one vmapped program vs one after another),
 `data` (input paths vs the model and a plain tf.data pipeline), `loop` (the full training loop vs its
-bare step) and `fit` (analysis' vectorised multi-start fit vs a scipy loop)."""
+bare step), `fit` (analysis' vectorised multi-start fit vs a scipy loop) and `suite` (all of them and more
+at the issue's shapes, as a table and a JSON file)."""
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
-from pathlib import Path
-
-import numpy as np
 
 from analysis.cli import add_bench_fit
 from scaling.config.loading import load_config
-from scaling.workdir.tracking import read_metrics
+from scaling.tools.bench_suite import add_suite_command
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -53,31 +49,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     loop.add_argument("--rounds", type=int, default=3, help="loop runs alternated with bare timings (default 3)")
     loop.set_defaults(handler=_bench_loop, takes_overrides=True)
     add_bench_fit(commands, "fit")
+    add_suite_command(commands)
 
 
 def _bench_pack(args: argparse.Namespace) -> int:
-    from scaling.tools.loop_bench import bench_settings
-    from scaling.train import train_and_evaluate, train_packed
+    from scaling.tools.pack_bench import bench_pack, format_pack_bench, pack_configs
 
-    settings = [*bench_settings(args.steps), f"train.log_every_steps={max(1, args.steps // 5)}", *args.overrides]
-    configs = [load_config(args.config, [*settings, f"seed={i}", f"data.seed={i}"]) for i in range(args.members)]
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        start = time.perf_counter()
-        for index, config in enumerate(configs):
-            train_and_evaluate(config, root / f"alone{index}")
-        alone_wall = time.perf_counter() - start
-        start = time.perf_counter()
-        train_packed(configs, [root / f"packed{index}" for index in range(args.members)])
-        packed_wall = time.perf_counter() - start
-        alone_speed = sum(_steady_speed(root / f"alone{i}") for i in range(args.members)) / args.members
-        packed_speed = sum(_steady_speed(root / f"packed{i}") for i in range(args.members))
-    batch = configs[0].train.batch_size
-    print(f"{args.members} models x {args.steps} steps of {batch} examples, {args.config}")
-    print(f"one after another: {alone_wall:7.1f} s end to end, {alone_speed:10,.0f} examples/s while training")
-    print(f"packed (vmap)    : {packed_wall:7.1f} s end to end, {packed_speed:10,.0f} examples/s while training")
-    print(f"ratio packed/sequential: {alone_wall / packed_wall:.2f}x end to end, "
-          f"{packed_speed / alone_speed:.2f}x training throughput")
+    configs = pack_configs(args.config, args.members, args.steps, args.overrides)
+    print(format_pack_bench(bench_pack(configs), args.config, configs[0]))
     return 0
 
 
@@ -88,10 +67,11 @@ def _bench_data(args: argparse.Namespace) -> int:
     config = load_config(args.config, ["wandb.mode=disabled", *args.overrides])
     rows = bench_data(config, args.steps, lambda: train_step_images_per_second(config, max(2, args.steps // 4)))
     rates = dict(rows)
-    model, reference = rates["model train step consumes"], rates["tf.data reference (decode, crop)"]
+    model, reference = rates["model train step consumes"], rates.get("tf.data reference (decode, crop)")
     print(f"{config.data.name}, batch {config.train.batch_size}, {args.config}")
-    for name, rate in rows:
-        print(f"{name:<34} {rate:12,.0f} images/s  {rate / model:8.1f}x model  {rate / reference:6.2f}x tf.data")
+    for name, rate in rows:  # the synthetic dataset has no files, so no tf.data reference
+        print(f"{name:<34} {rate:12,.0f} images/s  {rate / model:8.1f}x model"
+              + (f"  {rate / reference:6.2f}x tf.data" if reference else ""))
     return 0
 
 
@@ -101,9 +81,3 @@ def _bench_loop(args: argparse.Namespace) -> int:
     config = load_config(args.config, [*bench_settings(args.steps), *args.overrides])
     print(format_loop_bench(bench_loop(config, args.rounds), args.config, config))
     return 0
-
-
-def _steady_speed(workdir: Path) -> float:
-    """Median examples/s of a run's logging windows after the first (which includes warm-up)."""
-    speeds = [line["examples_per_second"] for line in read_metrics(workdir) if line["kind"] == "train"]
-    return float(np.median(speeds[1:] or speeds))

@@ -21,6 +21,7 @@ import numpy as np
 from analysis.table.contract import Status
 from scaling.errors import ConfigError
 from scaling.tools.step_bench import bare_step_timer
+from scaling.workdir.records import RunResult
 from scaling.workdir.tracking import read_metrics
 
 
@@ -65,16 +66,24 @@ def bench_loop(config: ml_collections.ConfigDict, rounds: int) -> LoopBench:
             f"bench loop times the logging windows after the first, so it needs train.steps >= "
             f"2 * train.log_every_steps = {2 * log_every}; got {steps}: raise --steps or lower train.log_every_steps"
         )
-    batch, bare_seconds = bare_step_timer(config)
+    timer = bare_step_timer(config)
     result = LoopBench([], [])
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as folder:
         for index in range(rounds):
             timed = steps - log_every  # the steps of the loop's logging windows after the first
-            before = bare_seconds(timed // 2)
-            loop_steps, loop_seconds, result.devices = _loop_windows(config, Path(folder) / f"round{index}", batch)
+            before = timer.seconds(timed // 2)
+            loop_steps, loop_seconds, result.devices = _loop_windows(config, Path(folder) / f"round{index}",
+                                                                     timer.batch)
             result.loop.append(loop_steps / loop_seconds)
-            result.bare.append(timed / (before + bare_seconds(timed - timed // 2)))
+            result.bare.append(timed / (before + timer.seconds(timed - timed // 2)))
     return result
+
+
+def check_completed(outcomes: list[RunResult]) -> None:
+    """Raise unless every benchmarked run completed (a diverged or preempted run's speed means nothing)."""
+    for outcome in outcomes:
+        if outcome.status != Status.COMPLETED:
+            raise RuntimeError(f"the benchmarked run ended {outcome.status}: {outcome.error}")
 
 
 def _loop_windows(config: ml_collections.ConfigDict, workdir: Path, batch: int) -> tuple[int, float, int]:
@@ -83,8 +92,7 @@ def _loop_windows(config: ml_collections.ConfigDict, workdir: Path, batch: int) 
     from scaling.train import train_and_evaluate
 
     outcome = train_and_evaluate(config, workdir)
-    if outcome.status != Status.COMPLETED:
-        raise RuntimeError(f"the benchmarked run ended {outcome.status}: {outcome.error}")
+    check_completed([outcome])
     windows = [line for line in read_metrics(workdir) if line["kind"] == "train"]
     seconds = sum((line["step"] - before["step"]) * batch / line["examples_per_second"]
                   for before, line in itertools.pairwise(windows))

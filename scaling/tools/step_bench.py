@@ -3,6 +3,7 @@ the images per second the model itself consumes (the reference of the input and 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -10,15 +11,31 @@ import jax
 import ml_collections
 import numpy as np
 
-from scaling.plan import plan_run
+from scaling.plan import RunPlan, plan_run
 from scaling.program import sharding
-from scaling.program.build import build_program
+from scaling.program.build import Program, build_program
 from scaling.program.steps import StepInputs
 
 
-def bare_step_timer(config: ml_collections.ConfigDict) -> tuple[int, Callable[[int], float]]:
-    """The global batch size, and a function timing `steps` calls of the training loop's compiled step (a pack
-    of one) on one fixed random batch already on the devices, in seconds. Compiles and warms up once."""
+@dataclasses.dataclass
+class BareStep:
+    """A config's plan and program, the time its training step took to compile for one fixed random batch on the
+    devices, and a timer of that compiled step."""
+
+    plan: RunPlan
+    program: Program
+    compile_seconds: float  # wall time of lowering and compiling the step
+    seconds: Callable[[int], float]  # steps -> wall seconds of that many steps on the batch
+
+    @property
+    def batch(self) -> int:
+        """The global batch size."""
+        return self.plan.batch_size
+
+
+def bare_step_timer(config: ml_collections.ConfigDict) -> BareStep:
+    """The training loop's step (a pack of one) compiled for one fixed random batch already on the devices, with
+    a function timing `steps` calls of it, in seconds. Compiles (timed) and warms up once."""
     plan = plan_run(config)
     facts, batch = plan.facts, plan.batch_size
     program = build_program(config, plan.model)
@@ -32,7 +49,9 @@ def bare_step_timer(config: ml_collections.ConfigDict) -> tuple[int, Callable[[i
         rng.integers(0, facts.num_classes, (1, batch)).astype(np.int32), norm,
         np.full(1, config.optim.lr, np.float32), np.array([[config.data.seed, 0]], np.int32),
     )
+    start = time.perf_counter()
     step = program.train_step.lower(state, inputs).compile()
+    compile_seconds = time.perf_counter() - start
     state, metrics = step(state, inputs)
     jax.block_until_ready(metrics)
 
@@ -44,11 +63,11 @@ def bare_step_timer(config: ml_collections.ConfigDict) -> tuple[int, Callable[[i
         jax.block_until_ready(metrics)
         return time.perf_counter() - start
 
-    return batch, seconds
+    return BareStep(plan, program, compile_seconds, seconds)
 
 
 def train_step_images_per_second(config: ml_collections.ConfigDict, steps: int) -> float:
     """Images per second of `steps` calls of the training loop's compiled step on one fixed random batch
     (after a warm-up step)."""
-    batch, seconds = bare_step_timer(config)
-    return steps * batch / seconds(steps)
+    timer = bare_step_timer(config)
+    return steps * timer.batch / timer.seconds(steps)
