@@ -3,7 +3,10 @@
 Command (about a minute on 2 CPU cores):
   scaling train --config configs/vit.py:width=64,depth=4,num_heads=4,patch_size=2 --workdir runs/vit
 The argument sets any model knob: width, depth, num_heads, mlp_ratio, patch_size, pool (patch_size, unless
-given: 2 for the 8x8 digits, 16 for images of 64 pixels and more, e.g. ImageNet).
+given: 2 for the 8x8 digits, 16 for images of 64 pixels and more, e.g. ImageNet), and how the same model computes:
+attention (xla, or cudnn: cuDNN flash attention on NVIDIA GPUs in bfloat16), fused_qkv (one projection to queries,
+keys and values; True by default), scan_blocks (one compiled block scanned over the depth: bounded compile time for
+ViT-L/H) and remat (off, full, dots_saveable, dots_with_no_batch_dims_saveable: what the backward pass recomputes).
 """
 
 from scaling.config.defaults import base_config

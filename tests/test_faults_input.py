@@ -210,3 +210,16 @@ def test_a_workdir_written_before_a_key_existed_resumes_but_a_changed_value_is_r
     (tmp_path / "config.json").write_text(json.dumps(older))
     with pytest.raises(ConfigError, match=r"optim\.lr"):
         check_config(tmp_path, config)
+
+
+def test_a_vit_workdir_from_before_fused_qkv_resumes_with_the_layout_it_was_trained_in(tmp_path):
+    """A ViT run recorded before model.fused_qkv existed computed q, k and v separately: resuming it needs
+    fused_qkv=False (its checkpoint's layout), and the new default (fused) is refused naming the knob."""
+    config = to_json_dict(load_config(TINY_MODELS["vit"], ["model.fused_qkv=False"]))
+    older = json.loads(json.dumps(config))
+    for knob in ("attention", "fused_qkv", "scan_blocks", "remat"):
+        del older["model"][knob]
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    check_config(tmp_path, config)
+    with pytest.raises(ConfigError, match=r"model\.fused_qkv: False there, True now"):
+        check_config(tmp_path, to_json_dict(load_config(TINY_MODELS["vit"], [])))

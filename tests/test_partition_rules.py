@@ -23,6 +23,9 @@ SMALL = {
     "vgg": {"width": 8, "depth": 11},
     "convnext": {"width": 8, "depth": 4, "patch_size": 1},
 }
+# Knobs that change a family's parameter layout: every layout is matched (ViT: q/k/v fused or not, blocks stacked
+# for a scan or not).
+LAYOUTS = {"vit": [{"fused_qkv": fused, "scan_blocks": scan} for fused in (True, False) for scan in (True, False)]}
 TENSOR_2 = {"data": 4, "fsdp": 1, "tensor": 2}
 
 
@@ -33,13 +36,14 @@ def _abstract_model(cfg) -> nnx.Module:
 
 @pytest.fixture(scope="module")
 def param_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
-    """The shape of every parameter of a small model of each family, by its path."""
-    shapes = {}
+    """The shape of every parameter of a small model of each family (in each of its LAYOUTS), by its path."""
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {name: {} for name in MODEL_NAMES}
     for name in MODEL_NAMES:
-        cfg = default_model_config(name)
-        cfg.update(SMALL[name])
-        flat = jax.tree_util.tree_flatten_with_path(nnx.state(_abstract_model(cfg), nnx.Param))[0]
-        shapes[name] = {path_name(path): leaf.shape for path, leaf in flat}
+        for layout in LAYOUTS.get(name, [{}]):
+            cfg = default_model_config(name)
+            cfg.update(SMALL[name], **layout)
+            flat = jax.tree_util.tree_flatten_with_path(nnx.state(_abstract_model(cfg), nnx.Param))[0]
+            shapes[name].update({path_name(path): leaf.shape for path, leaf in flat})
     return shapes
 
 

@@ -48,7 +48,7 @@ def test_partition_rules_split_vit_heads_and_mlp_and_fsdp_the_largest_divisible_
         (value,) = [v for k, v in specs.items() if k.startswith(state) and k.endswith(suffix)]
         return value
 
-    assert spec("[0]['attn']['query']['kernel'].value") == P("fsdp", "tensor", None)  # [16 width, 2 heads, 8]
+    assert spec("[0]['attn']['qkv']['kernel'].value") == P("fsdp", None, "tensor", None)  # [16, 3, 2 heads, 8]
     assert spec("[0]['attn']['out']['kernel'].value") == P("tensor", None, "fsdp")  # [2 heads, 8, 16 width]
     assert spec("[0]['mlp_in']['kernel'].value") == P("fsdp", "tensor")  # [16, 64 hidden]
     assert spec("[0]['mlp_out']['kernel'].value") == P("tensor", "fsdp")  # [64 hidden, 16]
@@ -56,7 +56,7 @@ def test_partition_rules_split_vit_heads_and_mlp_and_fsdp_the_largest_divisible_
     assert spec("[0]['mlp_in']['bias'].value") == P("tensor")  # 64 elements < fsdp_min_size: no fsdp
     assert spec("[0]['attn_norm']['scale'].value") == P(None)  # replicated
     # adam follows
-    assert spec("[0]['attn']['query']['kernel'].value", "['opt_state'][0].mu") == P("fsdp", "tensor", None)
+    assert spec("[0]['attn']['qkv']['kernel'].value", "['opt_state'][0].mu") == P("fsdp", None, "tensor", None)
     assert spec(".count", "['opt_state']") == P()
 
 

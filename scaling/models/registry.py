@@ -67,6 +67,12 @@ def default_model_config(name: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(cfg)
 
 
+def older_run_knobs(name: str) -> dict[str, Any]:
+    """Every knob of family `name` as a run recorded before the knob existed used it: the default, or the family's
+    OLDER_RUNS value where a later default changed the model (e.g. ViT's fused_qkv)."""
+    return {**default_model_config(name).to_dict(), **getattr(_family(name), "OLDER_RUNS", {})}
+
+
 def variant_config(variant: str) -> ml_collections.ConfigDict:
     """The full model config of a named architecture, e.g. "resnet50", "vit-b/16", "vgg16", "convnext-t"."""
     key = variant.lower()

@@ -18,7 +18,8 @@ from scaling.data.source import DatasetFacts
 from scaling.data.synthetic import is_synthetic
 from scaling.models import describe_model
 from scaling.program import sharding
-from scaling.program.build import build_program
+from scaling.program.build import Program, build_program
+from scaling.program.flops import COUNTED_AS
 from scaling.program.steps import StepInputs
 
 
@@ -33,19 +34,19 @@ def dry_run(config: ml_collections.ConfigDict) -> str:
     facts = dataclasses.replace(facts, num_classes=model.num_classes)
     program = build_program(config, model)
     mesh, batch = program.mesh, config.train.batch_size
-    state = jax.tree.map(
-        lambda leaf, where: jax.ShapeDtypeStruct((1, *leaf.shape), leaf.dtype, sharding=where),
-        program.abstract_state, program.packed_shardings,
-    )
-    inputs = StepInputs.abstract(mesh, 1, batch, facts.image_shape)
-    lowered = program.train_step.lower(state, inputs)
+    lowered = _lowered_step(program, batch, facts.image_shape)
     compiled = lowered.compile()
     memory = compiled.memory_analysis()
     flops = _flops(lowered.cost_analysis())
-    if config.train.microbatches > 1:  # XLA counts the body of the accumulation scan once: count the whole batch
+    # XLA counts the body of a scan once (gradient accumulation, scanned blocks) and a recomputed forward pass twice:
+    # count the same step on the whole batch, as scaling.program.flops counts a model (COUNTED_AS)
+    recount = {key: value for key, value in COUNTED_AS.items() if config.model.get(key, value) != value}
+    if config.train.microbatches > 1 or recount:
         whole = config.copy_and_resolve_references()
         whole.train.microbatches = 1
-        flops = _flops(build_program(whole, model).train_step.lower(state, inputs).cost_analysis())
+        whole.model.update(recount)
+        counted = build_program(whole, dataclasses.replace(model, knobs={**model.knobs, **recount}))
+        flops = _flops(_lowered_step(counted, batch, facts.image_shape).cost_analysis())
     params = program.abstract_state["params"]
     num_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
     auto = (f" (train.compute_dtype=auto on {mesh.devices.flat[0].platform})"
@@ -78,6 +79,15 @@ def _source(data: ml_collections.ConfigDict, facts: DatasetFacts) -> str:
         rows = sum(facts.split_sizes.values())
         return f", generated in host memory: at most {describe_size(rows, facts.image_shape)}"
     return "" if facts.split_sizes else ", not prepared here"
+
+
+def _lowered_step(program: Program, batch: int, image_shape: tuple[int, int, int]) -> jax.stages.Lowered:
+    """The program's train step for a pack of one, lowered on abstract state and inputs (nothing allocated)."""
+    state = jax.tree.map(
+        lambda leaf, where: jax.ShapeDtypeStruct((1, *leaf.shape), leaf.dtype, sharding=where),
+        program.abstract_state, program.packed_shardings,
+    )
+    return program.train_step.lower(state, StepInputs.abstract(program.mesh, 1, batch, image_shape))
 
 
 def _flops(analysis: dict | list) -> float:

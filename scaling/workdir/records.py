@@ -16,7 +16,7 @@ from analysis.table.workdirs import read_json
 from scaling.config.defaults import FIELDS
 from scaling.errors import ConfigError, RecordError
 from scaling.locks import claim_folder
-from scaling.models import MODEL_NAMES, default_model_config
+from scaling.models import MODEL_NAMES, older_run_knobs
 
 LOCK_FILE = ".lock"  # held (flock) by the one process that writes the workdir's records
 TRACEBACK_FILE = "traceback.txt"  # the tracebacks of failed attempts, appended (the console gets one line)
@@ -135,7 +135,7 @@ def _with_later_keys(config: dict[str, Any]) -> dict[str, Any]:
         section.setdefault(leaf, list(field.default) if isinstance(field.default, tuple) else field.default)
     model = config.get("model", {})
     if model.get("name") in MODEL_NAMES:
-        for key, value in default_model_config(model["name"]).to_dict().items():
+        for key, value in older_run_knobs(model["name"]).items():
             model.setdefault(key, list(value) if isinstance(value, tuple) else value)
     return config
 
