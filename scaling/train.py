@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ import numpy as np
 from analysis.table.contract import FINAL_STATUSES, Status
 from scaling.config.loading import to_json_dict
 from scaling.data.pipeline import EvalSet, open_run_data
+from scaling.data.prefetch import Prefetcher
 from scaling.errors import CheckpointError, ConfigError, DataError, RecordError
 from scaling.plan import RunPlan, plan_run
 from scaling.program import sharding
@@ -74,6 +76,7 @@ def train_packed(configs: list[ml_collections.ConfigDict], workdirs: list[str | 
                                      attempts=before.get("attempts", 1) + 1 if before else 1))
             try:
                 check_wandb_credentials(config.wandb.mode)  # before any data is read
+                _check_clock_checkpoints(config)
                 plans.append(plan_run(config))
             except (ConfigError, DataError) as error:
                 if before is None:
@@ -103,15 +106,24 @@ def _train(configs: list[ml_collections.ConfigDict], workdirs: list[Path], plans
         with persistent_compilation_cache(configs[0].train.compilation_cache_dir) as cache_counts, \
                 PreemptionWatch() as preemption, background_errors_to(workdirs[0]):
             runs = [RunRecorder(*member) for member in zip(configs, workdirs, plans, results, since)]
-            pack = Pack.open(runs)
-            step = _loop(pack, preemption)
-            pack.complete(step)
+            with contextlib.closing(Pack.open(runs)) as pack:
+                step = _loop(pack, preemption)
+                pack.complete(step)
             for run in runs:
                 run.finish(cache_counts())
     except BaseException as error:
         for workdir, result, start in zip(workdirs, results, since):
             record_failure(workdir, result, start, error)
         raise
+
+
+def _check_clock_checkpoints(config: ml_collections.ConfigDict) -> None:
+    """Wall-clock checkpoints need one process: the processes' clocks would disagree on when to save."""
+    if config.train.checkpoint_every_minutes is not None and jax.process_count() > 1:
+        raise ConfigError(
+            f"train.checkpoint_every_minutes={config.train.checkpoint_every_minutes} needs a single process, but "
+            f"this run has {jax.process_count()}: use train.checkpoint_every_steps instead"
+        )
 
 
 def _earlier_result(workdir: Path) -> dict[str, Any] | None:
@@ -125,24 +137,37 @@ def _earlier_result(workdir: Path) -> dict[str, Any] | None:
 
 def _loop(pack: Pack, preemption: PreemptionWatch) -> int:
     """Train from the pack's start step until its end, a preemption, or every run's divergence; the step it
-    stopped at. The batch of step s is a pure function of (data.seed, s), so resuming is exact."""
+    stopped at. The batch of step s is a pure function of (data.seed, s), so resuming is exact; the next batches
+    are built and placed on the devices ahead of use (`Pack.batches`).
+
+    A window's metrics are logged one window late (fetched once its steps have run, while the next window's
+    steps are queued), so a log line does not empty the queue; a checkpoint or the last step needs the current
+    window's metrics (no checkpoint of a diverged state), so it waits for them."""
     settings, num_steps = pack.runs[0].config.train, pack.num_steps
     step = pack.start_step
     inputs = pack.first_inputs
-    window = MetricWindow(step)
+    window, previous, ready = MetricWindow(step), None, time.monotonic()
+    pack.checkpointed_at = checkpoint_clock()
     while step < num_steps and pack.running():
         pack.state, metrics = pack.compiled_step(pack.state, inputs)
         window.add(metrics)
         step += 1
         if step < num_steps:
-            inputs = pack.inputs(step)  # assembled while the device runs the step
+            inputs = next(pack.batches)
         preempted = preemption.requested(step)
         saving = pack.due_checkpoints(step, preempted)
         logging = step % settings.log_every_steps == 0 or step == num_steps
-        if logging or saving:
+        now = bool(saving) or step == num_steps
+        if previous and (logging or now):
+            ready, previous = pack.report(previous, ready), None
+        if now:
             pack.stop_diverged(window)
         if logging:
-            pack.log_train(step, window)
+            if now:
+                ready = pack.report(window, ready)
+            else:
+                window.fetch_later()
+                previous = window
             window = MetricWindow(step)
         if settings.eval_every_steps and step % settings.eval_every_steps == 0 and step < num_steps and pack.running():
             pack.evaluate(step)
@@ -152,17 +177,39 @@ def _loop(pack: Pack, preemption: PreemptionWatch) -> int:
     return step
 
 
+def checkpoint_clock() -> float:
+    """Seconds on the clock of wall-time checkpoints (train.checkpoint_every_minutes)."""
+    return time.monotonic()
+
+
 class MetricWindow:
-    """The train step's metrics since the last log line, fetched from the devices once when needed."""
+    """The train step's metrics of the steps after `step` until a log line, fetched from the devices in one go."""
 
     def __init__(self, step: int):
-        self.first_step, self.started = step + 1, time.monotonic()
+        self.first_step = step + 1
         self.pending: list[dict[str, jax.Array]] = []
+        self.seconds = 0.0  # from the end of the previous window's steps to the end of this one's (`finish`)
         self._host: dict[str, np.ndarray] | None = None
+
+    @property
+    def last_step(self) -> int:
+        return self.first_step + len(self.pending) - 1
 
     def add(self, metrics: dict[str, jax.Array]) -> None:
         self.pending.append(metrics)
         self._host = None
+
+    def fetch_later(self) -> None:
+        """Start copying the metrics to the host, without waiting for their steps to run."""
+        for leaf in jax.tree.leaves(self.pending):
+            leaf.copy_to_host_async()
+
+    def finish(self, since: float) -> float:
+        """Wait for the window's last step to run; the time it ended (`since`: when the window began)."""
+        jax.block_until_ready(self.pending[-1])
+        ended = time.monotonic()
+        self.seconds = ended - since
+        return ended
 
     def values(self) -> dict[str, np.ndarray]:
         """Each metric as [steps, members]."""
@@ -172,8 +219,8 @@ class MetricWindow:
         return self._host
 
     def examples_per_second(self, batch_size: int) -> float:
-        """Training throughput of one member over the window."""
-        return len(self.pending) * batch_size / (time.monotonic() - self.started)
+        """Training throughput of one member over the window (once `finish`ed)."""
+        return len(self.pending) * batch_size / self.seconds
 
 
 @dataclasses.dataclass
@@ -183,15 +230,14 @@ class Pack:
     runs: list[RunRecorder]
     program: Program
     eval_sets: dict[str, EvalSet]
-    streams: list[Iterator[tuple[np.ndarray, np.ndarray]]]
     norms: Norm  # stacked over the members, on the devices
-    rates: np.ndarray  # [members, steps]: each member's learning rate of every step
-    seeds: np.ndarray  # [members]: each member's data seed
+    batches: Prefetcher[StepInputs]  # the step inputs of the start step onwards, built ahead of use
     state: TrainState
     start_step: int
     compiled_step: Any = None
     first_inputs: StepInputs | None = None  # of the start step: compiled on, then trained on
     peak: float | None = None  # one device's MFU reference peak FLOP/s (whatever the compute dtype), None if unknown
+    checkpointed_at: float = 0.0  # `checkpoint_clock` at the last checkpoint (or the start of the loop)
     progress: ProgressLine | None = None
 
     @classmethod
@@ -202,20 +248,23 @@ class Pack:
                               jax.process_index(), jax.process_count()) for run in runs]
         program = build_program(lead.config, lead.plan.model)
         start_step, states = _restore(runs, program)
-        norms = [member.norm for member in data]
+        norms = jax.device_put(jax.tree.map(lambda *leaves: np.stack(leaves), *[member.norm for member in data]),
+                               sharding.replicated(program.mesh))
+        batches = Prefetcher(step_inputs(program.mesh, [member.train.iterate(start_step) for member in data], norms,
+                                         np.stack([run.plan.learning_rates for run in runs]),
+                                         np.array([run.config.data.seed for run in runs], np.int32), start_step))
         pack = cls(
-            runs=runs, program=program, eval_sets=data[0].eval_sets,
-            streams=[member.train.iterate(start_step) for member in data],
-            norms=jax.device_put(jax.tree.map(lambda *leaves: np.stack(leaves), *norms),
-                                 sharding.replicated(program.mesh)),
-            rates=np.stack([run.plan.learning_rates for run in runs]),
-            seeds=np.array([run.config.data.seed for run in runs], np.int32),
+            runs=runs, program=program, eval_sets=data[0].eval_sets, norms=norms, batches=batches,
             state=program.stack(*states), start_step=start_step,
             peak=_peak_flops(program.mesh),
             progress=ProgressLine(lead.plan.num_steps, start_step, silent=not writes_records()),
         )
-        pack.first_inputs = pack.inputs(start_step)
-        pack.compiled_step = program.train_step.lower(pack.state, pack.first_inputs).compile()
+        try:
+            pack.first_inputs = next(batches)
+            pack.compiled_step = program.train_step.lower(pack.state, pack.first_inputs).compile()
+        except BaseException:
+            batches.close()
+            raise
         for run, member in zip(runs, data):
             run.result.eval_examples = len(member.eval_sets["eval"].targets)
             run.result.device_kind, run.result.num_devices = jax.devices()[0].device_kind, program.mesh.devices.size
@@ -244,17 +293,23 @@ class Pack:
         """Indices of the runs still training."""
         return [i for i, run in enumerate(self.runs) if run.running]
 
-    def inputs(self, step: int) -> StepInputs:
-        """Every member's batch of `step`, learning rate and augmentation seed (data seed, step)."""
-        images, labels = zip(*(next(stream) for stream in self.streams))
-        return StepInputs.place(self.program.mesh, np.stack(images), np.stack(labels), self.norms,
-                                self.rates[:, min(step, self.num_steps - 1)],
-                                np.stack([self.seeds, np.full_like(self.seeds, step)], 1))
+    def close(self) -> None:
+        """Stop building batches."""
+        self.batches.close()
 
     def due_checkpoints(self, step: int, preempted: bool) -> list[int]:
-        """The running members to checkpoint after `step`: all on preemption, on schedule, or at a kept step."""
-        every = self.runs[0].config.train.checkpoint_every_steps
-        return [i for i in self.running() if preempted or step % every == 0 or step in self.runs[i].plan.kept_steps]
+        """The running members to checkpoint after `step`: all on preemption, on schedule (every so many steps or
+        minutes), or at a kept step."""
+        settings = self.runs[0].config.train
+        timed = False
+        if settings.checkpoint_every_minutes is not None:
+            now = checkpoint_clock()
+            timed = now - self.checkpointed_at >= 60 * settings.checkpoint_every_minutes
+        scheduled = preempted or timed or step % settings.checkpoint_every_steps == 0
+        due = [i for i in self.running() if scheduled or step in self.runs[i].plan.kept_steps]
+        if due and settings.checkpoint_every_minutes is not None:
+            self.checkpointed_at = now
+        return due
 
     def stop_diverged(self, window: MetricWindow) -> None:
         """Stop every running member whose loss or gradient norm was non-finite in `window`."""
@@ -263,6 +318,14 @@ class Pack:
         for i in self.running():
             if bad[:, i].any():
                 self.runs[i].diverged(window.first_step + int(np.argmax(bad[:, i])))
+
+    def report(self, window: MetricWindow, since: float) -> float:
+        """Wait for `window`'s steps (begun at `since`), stop the members that diverged in it and log it; when it
+        ended."""
+        ended = window.finish(since)
+        self.stop_diverged(window)
+        self.log_train(window.last_step, window)
+        return ended
 
     def log_train(self, step: int, window: MetricWindow) -> None:
         """Each running member's mean metrics over `window`, its throughput and MFU; the progress line."""
@@ -291,7 +354,7 @@ class Pack:
         """Checkpoint the states of the given members that still train (never a diverged state) at `step`."""
         for i in members:
             if self.runs[i].running:
-                self.runs[i].save(step, self.program.member_state(self.state, i))
+                self.runs[i].save(step, self.program.saved(self.program.member_state(self.state, i)))
 
     def preempt(self, step: int) -> None:
         """Record every running member as preempted at `step` (their checkpoints are saved)."""
@@ -316,6 +379,21 @@ class Pack:
                                        self.program.mesh.devices.size, self.peak)
 
 
+def step_inputs(mesh: jax.sharding.Mesh, streams: list[Iterator[tuple[np.ndarray, np.ndarray]]], norms: Norm,
+                rates: np.ndarray, seeds: np.ndarray, start_step: int) -> Iterator[StepInputs]:
+    """The step inputs of `start_step` onwards on `mesh`: every member's batch from its stream, learning rate (of
+    `rates`, [members, steps], the last one after the end) and augmentation seed (data seed `seeds`, step)."""
+    for step in itertools.count(start_step):
+        images, labels = zip(*(next(stream) for stream in streams))
+        yield StepInputs.place(mesh, _stacked(images), _stacked(labels), norms, rates[:, min(step, rates.shape[1] - 1)],
+                               np.stack([seeds, np.full_like(seeds, step)], 1))
+
+
+def _stacked(arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The members' arrays stacked on a new leading axis; a view of a pack of one (no copy)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+
+
 def _peak_flops(mesh: jax.sharding.Mesh) -> float | None:
     """One device's MFU reference peak FLOP/s (`mfu_peak`; a CPU's is measured once and cached), None if unknown."""
     try:
@@ -330,7 +408,8 @@ def _restore(runs: list[RunRecorder], program: Program) -> tuple[int, list[Train
     Each run resumes from its newest readable checkpoint; a new cooldown branch starts from its trunk's
     checkpoint at the branch point; a pack resumes where its least advanced run stands.
     """
-    newest = [checkpoint.restore_newest(run.manager, program.abstract_state) for run in runs]
+    saved = program.saved_abstract
+    newest = [checkpoint.restore_newest(run.manager, saved) for run in runs]
     starts = [found[0] if found else (run.plan.branch_step or 0) for run, found in zip(runs, newest)]
     start = min(starts)
     restored = []
@@ -338,13 +417,13 @@ def _restore(runs: list[RunRecorder], program: Program) -> tuple[int, list[Train
         if start == 0:
             restored.append(program.initial_state(np.int32(run.config.seed)))
         elif found and found[0] == start:
-            restored.append(found[1])
+            restored.append(program.from_saved(found[1]))
         elif start in run.manager.all_steps():
-            restored.append(checkpoint.restore(run.manager, start, program.abstract_state))
+            restored.append(program.from_saved(checkpoint.restore(run.manager, start, saved)))
         elif run.plan.branch_step == start:
             trunk = run.workdir.parent / run.config.train.branch_from
             with checkpoint.checkpoint_manager(trunk, run.config.train.keep_checkpoints) as trunk_manager:
-                restored.append(checkpoint.restore(trunk_manager, start, program.abstract_state))
+                restored.append(program.from_saved(checkpoint.restore(trunk_manager, start, saved)))
         else:
             raise CheckpointError(
                 f"{run.workdir} has checkpoints {run.manager.all_steps()} but its pack resumes at step {start} "

@@ -31,7 +31,7 @@ def _train_losses(workdir) -> list[float]:
 def _layouts(config, digits_data_dir) -> dict[str, P]:
     facts = dataset_facts("digits", digits_data_dir)
     model = validate_model_config(config.model, image_shape=facts.image_shape, num_classes=facts.num_classes)
-    _, _, initial_state = initializer(model, make_optimizer(config.optim))
+    _, _, initial_state, _ = initializer(model, make_optimizer(config.optim))
     abstract = jax.eval_shape(initial_state, np.int32(0))
     rules = partition_rules(config.model)
     shardings = state_shardings(make_mesh(config.mesh), abstract, config.mesh.fsdp_min_size, rules)
@@ -48,15 +48,15 @@ def test_partition_rules_split_vit_heads_and_mlp_and_fsdp_the_largest_divisible_
         (value,) = [v for k, v in specs.items() if k.startswith(state) and k.endswith(suffix)]
         return value
 
-    assert spec("[0]['attn']['qkv']['kernel'].value") == P("fsdp", None, "tensor", None)  # [16, 3, 2 heads, 8]
-    assert spec("[0]['attn']['out']['kernel'].value") == P("tensor", None, "fsdp")  # [2 heads, 8, 16 width]
-    assert spec("[0]['mlp_in']['kernel'].value") == P("fsdp", "tensor")  # [16, 64 hidden]
-    assert spec("[0]['mlp_out']['kernel'].value") == P("tensor", "fsdp")  # [64 hidden, 16]
-    assert spec("['head']['kernel'].value") == P("fsdp", None)  # [16, 10]: 10 does not divide by 4
-    assert spec("[0]['mlp_in']['bias'].value") == P("tensor")  # 64 elements < fsdp_min_size: no fsdp
-    assert spec("[0]['attn_norm']['scale'].value") == P(None)  # replicated
+    assert spec("[0]['attn']['qkv']['kernel']") == P("fsdp", None, "tensor", None)  # [16 width, 3, 2 heads, 8]
+    assert spec("[0]['attn']['out']['kernel']") == P("tensor", None, "fsdp")  # [2 heads, 8, 16 width]
+    assert spec("[0]['mlp_in']['kernel']") == P("fsdp", "tensor")  # [16, 64 hidden]
+    assert spec("[0]['mlp_out']['kernel']") == P("tensor", "fsdp")  # [64 hidden, 16]
+    assert spec("['head']['kernel']") == P("fsdp", None)  # [16, 10]: 10 does not divide by 4
+    assert spec("[0]['mlp_in']['bias']") == P("tensor")  # 64 elements < fsdp_min_size: no fsdp
+    assert spec("[0]['attn_norm']['scale']") == P(None)  # replicated
     # adam follows
-    assert spec("[0]['attn']['qkv']['kernel'].value", "['opt_state'][0].mu") == P("fsdp", None, "tensor", None)
+    assert spec("[0]['attn']['qkv']['kernel']", "['opt_state'][0].mu") == P("fsdp", None, "tensor", None)
     assert spec(".count", "['opt_state']") == P()
 
 

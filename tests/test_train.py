@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from helpers import assert_same_checkpoints, tiny_args, tiny_config
 
+from scaling import train
 from scaling.cli import PREEMPTED_EXIT, main
 from scaling.data.pipeline import open_run_data
+from scaling.errors import ConfigError
 from scaling.plan import plan_run
 from scaling.program.build import build_program
 from scaling.program.steps import make_loss_fn
@@ -162,3 +164,18 @@ def test_step_one_trains_on_the_first_batch_of_the_data_order(digits_data_dir, t
     loss, _ = make_loss_fn(program.train_graph)(state["params"], state["rest"], images, targets,
                                                 data.norm)
     assert _train_losses(tmp_path)[0] == pytest.approx(float(loss), rel=1e-4)
+
+
+def test_wall_clock_checkpoints_follow_train_checkpoint_every_minutes(digits_data_dir, tmp_path, monkeypatch):
+    """With a clock a minute later at each look (the loop's start, then once per step), a checkpoint every 2.5
+    minutes falls at steps 3 (180 s) and 6 (360 s, 180 s after step 3's), then the final one at step 7."""
+    seconds = iter(range(0, 6000, 60))
+    monkeypatch.setattr(train, "checkpoint_clock", lambda: next(seconds))
+    config = tiny_config("resnet", digits_data_dir, "train.steps=7", "train.checkpoint_every_steps=1000",
+                         "train.checkpoint_every_minutes=2.5", "train.keep_checkpoints=10")
+    assert train_and_evaluate(config, tmp_path / "run").status == "completed"
+    saved = sorted(int(path.name) for path in (tmp_path / "run" / "checkpoints").iterdir() if path.name.isdigit())
+    assert saved == [3, 6, 7]
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    with pytest.raises(ConfigError, match=r"train\.checkpoint_every_minutes=2\.5 needs a single process"):
+        train_and_evaluate(config, tmp_path / "two")

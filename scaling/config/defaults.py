@@ -65,6 +65,8 @@ FIELDS: dict[str, Field] = {
     "train.eval_every_steps": Field(0, "count", "0: evaluate only at the end"),
     "train.eval_batch_size": Field(256, "int"),
     "train.checkpoint_every_steps": Field(200, "int"),
+    # also checkpoint once this many minutes have passed since the last checkpoint (single-process runs only)
+    "train.checkpoint_every_minutes": Field(None, "float|None"),
     "train.keep_checkpoints": Field(2, "int"),
     "train.compilation_cache_dir": Field(None, "str|None"),  # persistent XLA cache; None: ~/.cache/imagenet-scaling/xla
     "train.keep_checkpoint_fractions": Field((), "portions"),  # also kept forever: at these fractions of the run

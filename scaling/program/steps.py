@@ -21,9 +21,11 @@ from flax import nnx
 from scaling.data.augment import Augment, augment_images, mixup
 from scaling.program import sharding
 
-TrainState = dict[str, Any]  # {"params": nnx.State, "rest": nnx.State (batch stats), "opt_state": optax state}
+# {"params", "rest" (batch stats), "opt_state" (optax's)}: plain pytrees of arrays (`plain`), cheap to pass to a
+# jitted function; the NNX objects are rebuilt inside the step, at trace time only.
+TrainState = dict[str, Any]
 Norm = dict[str, jax.Array]  # {"mean": [C], "std": [C]} in [0, 1] pixel units (scaling.data.pipeline.normalization)
-LossFn = Callable[..., tuple[jax.Array, tuple[jax.Array, nnx.State]]]
+LossFn = Callable[..., tuple[jax.Array, tuple[jax.Array, Any]]]
 
 
 @jax.tree_util.register_dataclass
@@ -75,6 +77,13 @@ def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.Stat
     return train_graph, eval_graph, params, rest
 
 
+def plain(tree: Any) -> Any:
+    """`tree` with every nnx.State in it as a nested dict of arrays (`nnx.to_pure_dict`): the same leaves in the
+    same order, without the `nnx.Variable` wrappers that make flattening costly on every call."""
+    return jax.tree.map(lambda node: nnx.to_pure_dict(node) if isinstance(node, nnx.State) else node, tree,
+                        is_leaf=lambda node: isinstance(node, nnx.State))
+
+
 def make_loss_fn(train_graph: nnx.GraphDef) -> LossFn:
     """(params, rest, images, targets [B, K], norm) -> (mean cross-entropy, (logits, updated batch stats))."""
 
@@ -83,7 +92,7 @@ def make_loss_fn(train_graph: nnx.GraphDef) -> LossFn:
         logits = model(preprocess(images, norm))
         loss = optax.softmax_cross_entropy(logits, targets).mean()
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
-        return loss, (logits, new_rest)
+        return loss, (logits, nnx.to_pure_dict(new_rest))
 
     return loss_fn
 
@@ -126,9 +135,9 @@ def make_train_step(
 
 
 def accumulated_gradients(
-    loss_fn: LossFn, microbatches: int, params: nnx.State, rest: nnx.State, images: jax.Array, targets: jax.Array,
+    loss_fn: LossFn, microbatches: int, params: Any, rest: Any, images: jax.Array, targets: jax.Array,
     norm: Norm,
-) -> tuple[jax.Array, jax.Array, nnx.State, nnx.State]:
+) -> tuple[jax.Array, jax.Array, Any, Any]:
     """Mean loss, logits [B, K], updated batch statistics and mean gradient over `microbatches` equal parts.
 
     Micro-batch j holds rows j, j + M, j + 2M, ... so that each one is spread over every device of the
