@@ -223,3 +223,12 @@ def test_a_vit_workdir_from_before_fused_qkv_resumes_with_the_layout_it_was_trai
     check_config(tmp_path, config)
     with pytest.raises(ConfigError, match=r"model\.fused_qkv: False there, True now"):
         check_config(tmp_path, to_json_dict(load_config(TINY_MODELS["vit"], [])))
+
+
+def test_randaugment_groups_that_do_not_divide_the_batch_stop_before_compiling(digits_data_dir, tmp_path, capsys):
+    args = tiny_args("resnet", digits_data_dir, "train.steps=2", "data.augment.randaugment_ops=2",
+                     "data.augment.randaugment_groups=3")
+    assert main(["train", *args, "--workdir", str(tmp_path / "w")]) == 2
+    assert capsys.readouterr().err == ("error: data.augment.randaugment_groups=3 does not divide the batch of 32; set "
+                                       "it to a divisor of the batch (or 0: automatic)\n")
+    assert not (tmp_path / "w" / "config.json").exists()

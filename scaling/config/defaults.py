@@ -48,6 +48,8 @@ FIELDS: dict[str, Field] = {
     "data.augment.flip": Field(False, "bool"),
     "data.augment.randaugment_ops": Field(0, "count", "0: off"),
     "data.augment.randaugment_magnitude": Field(9.0, "magnitude"),
+    # RandAugment's ops are dealt out within this many sub-batches of the global batch (scaling.data.augment)
+    "data.augment.randaugment_groups": Field(0, "count", "0: sub-batches of at least 128 images"),
     "data.augment.mixup_alpha": Field(0.0, "number", "0: off"),
     "train.batch_size": Field(128, "int"),  # global batch, divided over the mesh's data x fsdp axes
     # duration: exactly one of steps, examples, epochs, flops (a compute budget: training FLOPs of the run)

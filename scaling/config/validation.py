@@ -12,7 +12,7 @@ from scaling.config.defaults import FIELDS
 from scaling.config.mesh import batch_shards
 from scaling.data import DatasetFacts
 from scaling.data.catalog import eval_split
-from scaling.data.pipeline import normalization_kind
+from scaling.data.pipeline import device_augment, normalization_kind
 from scaling.data.synthetic import SYNTHETIC, is_synthetic
 from scaling.errors import ConfigError
 from scaling.models import ModelSpec, validate_model_config
@@ -40,6 +40,7 @@ def validate_compute(config: ml_collections.ConfigDict, facts: DatasetFacts) -> 
     _check_duration(config.train)
     shards = batch_shards(config.mesh)
     _check_batches(config.train, shards)
+    device_augment(config.data).groups(config.train.batch_size)  # RandAugment's sub-batches divide the batch
     _check_branch(config)
     _check_synthetic(config.data)
     if config.data.pipeline == "stream" and config.data.resolution is None:

@@ -2,8 +2,10 @@
 
 `augment_images` maps a uint8 batch [B, H, W, C] to float32 [B, size, size, C] in 0..255
 (normalisation happens later) by inception crop, then horizontal flip, then RandAugment, each
-optional; `mixup` mixes a float batch and returns soft labels. Example i uses
-`jax.random.split(key, B)[i]`, so results do not depend on how the batch is sharded.
+optional; `mixup` mixes a float batch and returns soft labels. Example i's crop, flip and RandAugment
+signs use `jax.random.split(key, B)[i]`, the RandAugment ops of sub-batch g use
+`jax.random.split(jax.random.fold_in(key, B), groups)[g]`, so the output is a pure function of (key, position
+in the batch, batch size), whatever the batch's sharding.
 
 Recipes and where this departs from them:
 
@@ -13,9 +15,15 @@ Recipes and where this departs from them:
   (TF: bilinear without antialiasing). The box is sub-pixel rather than rounded to whole pixels.
   Of 10 candidate boxes the first that fits is taken, else the whole image (TF: 100 attempts).
 * Flip: horizontal with p = 0.5.
-* RandAugment (Cubuk et al. 2020): the paper's 14 ops (`OPS`), N per image, each drawn uniformly
-  and always applied (timm applies each with p = 0.5), after crop and flip at the output size (as
-  timm). Magnitude M in [0, 10] maps as timm's "increasing" variants, so M = 0 leaves every op but
+* RandAugment (Cubuk et al. 2020): the paper's 14 ops (`OPS`), N per image, each always applied
+  (timm applies each with p = 0.5), after crop and flip at the output size (as timm). Ops are dealt
+  out, not drawn independently (timm and big_vision draw each image's op on its own): the batch is cut
+  into `randaugment_groups` contiguous sub-batches of b images; for each of the N layers, each
+  sub-batch's images are shuffled into 14 n slots (n = ceil(b / 14), the 14 n - b spare slots take
+  padding) and slot s gets op s // n. Each image's op is still uniform over the 14 and independent
+  across layers and sub-batches, but within a sub-batch no op goes to more than n images (sampling
+  without replacement: when b is a multiple of 14 every op goes to exactly b / 14). Magnitude M in
+  [0, 10] maps as timm's "increasing" variants, so M = 0 leaves every op but
   autocontrast and equalize (which take no magnitude) the identity: brightness/colour/contrast/
   sharpness factor 1 +- 0.9 M/10 (TF: 0.1 + 1.8 M/10), solarize threshold 256 - 25.6 M, posterize
   keeps 8 - floor(0.4 M) bits (TF: floor(0.4 M)), rotate +-3 M degrees, shear +-0.03 M, translate
@@ -26,8 +34,13 @@ Recipes and where this departs from them:
 * Mixup (Zhang et al. 2018): one lambda ~ Beta(alpha, alpha) per batch, each example mixed with
   the batch reversed (timm's default; batches are already random permutations of the data).
 
-Cost: under vmap, `lax.switch` evaluates every RandAugment op for every image and selects one, so
-one op costs about all 14 together (on CPU mostly equalize's histogram, a scatter-add).
+Cost: a RandAugment layer costs one op per image (plus the 14 n - b padding slots and two gathers of
+the sub-batch), with no data-dependent branch, so also under the pack's vmap. (A per-image op picked by
+`lax.switch` runs all 14 ops on every image under vmap, and so would a switch on one op per sub-batch,
+since the train step is vmapped over the pack's members.) Sub-batches are contiguous slices of the
+batch: when each lies within one device's share, the shuffle moves no image between devices. The
+default (`randaugment_groups` 0) takes the most sub-batches that keep at least `GROUP_IMAGES` (128)
+images in each, e.g. 8 of 128 for a batch of 1,024: local while each device's share is a multiple of 128.
 """
 
 from __future__ import annotations
@@ -40,8 +53,11 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.ndimage import map_coordinates
 
+from scaling.errors import ConfigError
+
 FILL = 128.0  # value geometric ops give pixels from outside the image
 CROP_ATTEMPTS = 10  # candidate inception-crop boxes per image
+GROUP_IMAGES = 128  # least images per RandAugment sub-batch when `randaugment_groups` is 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +69,7 @@ class Augment:
     flip: bool = False  # horizontal flip with p = 0.5
     randaugment_ops: int = 0  # RandAugment ops per image; 0 = off
     randaugment_magnitude: float = 9.0  # RandAugment M, on its 0..10 scale
+    randaugment_groups: int = 0  # sub-batches RandAugment deals its ops out over; 0 = of >= GROUP_IMAGES images
     mixup_alpha: float = 0.0  # mixup lambda ~ Beta(alpha, alpha); 0 = off
 
     @property
@@ -60,16 +77,37 @@ class Augment:
         """Whether any augmentation is on."""
         return self.inception_crop or self.flip or self.randaugment_ops > 0 or self.mixup_alpha > 0
 
+    def groups(self, batch: int) -> int:
+        """RandAugment's sub-batches in a batch of `batch`: `randaugment_groups`, or when 0 the most that keep
+        at least GROUP_IMAGES images in each (one when the batch is smaller)."""
+        if self.randaugment_groups:
+            if batch % self.randaugment_groups:
+                raise ConfigError(f"data.augment.randaugment_groups={self.randaugment_groups} does not divide the "
+                                  f"batch of {batch}; set it to a divisor of the batch (or 0: automatic)")
+            return self.randaugment_groups
+        return max([g for g in range(1, batch // GROUP_IMAGES + 1) if batch % g == 0], default=1)
+
 
 def augment_images(key: jax.Array, images: jax.Array, augment: Augment, size: int | None = None) -> jax.Array:
     """uint8 [B,H,W,C] -> float32 [B,size,size,C] (size defaults to H): crop, flip, RandAugment (not mixup)."""
-    size = images.shape[1] if size is None else size
-    keys = jax.random.split(key, images.shape[0])
-    return jax.vmap(lambda k, image: _augment_one(k, image, augment, size))(keys, images)
+    batch, size = images.shape[0], images.shape[1] if size is None else size
+    images, signs = jax.vmap(lambda k, image: _augment_one(k, image, augment, size))(
+        jax.random.split(key, batch), images
+    )
+    if not augment.randaugment_ops:
+        return images
+    groups = augment.groups(batch)
+    sub_batches = jax.vmap(lambda k, x, s: _randaugment(k, x, s, augment.randaugment_magnitude))(
+        jax.random.split(jax.random.fold_in(key, batch), groups),
+        images.reshape(groups, batch // groups, *images.shape[1:]),
+        signs.reshape(groups, batch // groups, -1),
+    )
+    return sub_batches.reshape(images.shape)
 
 
-def _augment_one(key: jax.Array, image: jax.Array, augment: Augment, size: int) -> jax.Array:
-    crop_key, flip_key, randaugment_key = jax.random.split(key, 3)
+def _augment_one(key: jax.Array, image: jax.Array, augment: Augment, size: int) -> tuple[jax.Array, jax.Array]:
+    """Crop and flip of one image, and its RandAugment sign (+1 or -1) per layer [randaugment_ops]."""
+    crop_key, flip_key, sign_key = jax.random.split(key, 3)
     image = image.astype(jnp.float32)
     height, width = image.shape[:2]
     if augment.inception_crop:
@@ -78,9 +116,7 @@ def _augment_one(key: jax.Array, image: jax.Array, augment: Augment, size: int) 
         image = _resize_box(image, (0.0, 0.0, height, width), size)
     if augment.flip:
         image = jnp.where(jax.random.bernoulli(flip_key), image[:, ::-1], image)
-    if augment.randaugment_ops:
-        image = _randaugment(randaugment_key, image, augment.randaugment_ops, augment.randaugment_magnitude)
-    return image
+    return image, jnp.where(jax.random.bernoulli(sign_key, shape=(augment.randaugment_ops,)), 1.0, -1.0)
 
 
 # --------------------------------------------------------------------------- inception crop
@@ -116,29 +152,37 @@ def _resize_box(image: jax.Array, box: tuple[jax.Array | float, ...], size: int)
 # --------------------------------------------------------------------------- RandAugment
 
 
-def _randaugment(key: jax.Array, image: jax.Array, num_ops: int, magnitude: float) -> jax.Array:
-    def step(image: jax.Array, op_key: jax.Array) -> tuple[jax.Array, None]:
-        choice_key, sign_key = jax.random.split(op_key)
-        op = jax.random.randint(choice_key, (), 0, len(OPS))
-        sign = jnp.where(jax.random.bernoulli(sign_key), 1.0, -1.0)
-        return apply_op(image, op, magnitude, sign), None
+def _randaugment(key: jax.Array, images: jax.Array, signs: jax.Array, magnitude: float) -> jax.Array:
+    """RandAugment of a sub-batch [b,H,W,C] with signs [b, N]: per layer, the images shuffled into 14 n slots
+    (n = ceil(b / 14); the spare slots hold copies of the last image, whose results are dropped), slot s given
+    op s // n."""
+    batch, num_ops = signs.shape
+    per_op = -(-batch // len(OPS))
 
-    return jax.lax.scan(step, image, jax.random.split(key, num_ops))[0]
+    def layer(images: jax.Array, inputs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
+        layer_key, sign = inputs
+        slot_of_image = jax.random.permutation(layer_key, per_op * len(OPS))
+        image_of_slot = jnp.minimum(jnp.argsort(slot_of_image), batch - 1).reshape(len(OPS), per_op)
+        slots = apply_ops(images[image_of_slot], sign[image_of_slot], magnitude)
+        return slots.reshape(-1, *images.shape[1:])[slot_of_image[:batch]], None
+
+    return jax.lax.scan(layer, images, (jax.random.split(key, num_ops), signs.T))[0]
 
 
-def apply_op(image: jax.Array, op: jax.Array | int, magnitude: float, sign: jax.Array | float) -> jax.Array:
-    """RandAugment op `OPS[op]` at magnitude M (0..10) on a float [H,W,C] image in 0..255.
+def apply_ops(images: jax.Array, signs: jax.Array, magnitude: float) -> jax.Array:
+    """RandAugment op `OPS[k]` at magnitude M (0..10) on each image of row k of float images [len(OPS), n, H, W, C]
+    in 0..255 (the geometric ops share one warp).
 
-    `sign` (+1 or -1) picks the direction of signed ops (rotate, shear, translate, enhance factors).
+    `signs` [len(OPS), n] (+1 or -1) pick the direction of signed ops (rotate, shear, translate, enhance factors).
     """
-    level = magnitude / 10
-    num_pixel = len(_PIXEL_OPS)
-    pixel_ops = [lambda x, s, fn=fn: fn(x, level, s) for fn in _PIXEL_OPS.values()]
-    pixel = jax.lax.switch(jnp.where(op < num_pixel, op, 0), pixel_ops, image, sign)
-    shape = image.shape[:2]
-    affines = [lambda s, fn=fn: fn(level, s, shape) for fn in _GEOMETRIC_OPS.values()]
-    affine = jax.lax.switch(jnp.maximum(op - num_pixel, 0), affines, jnp.asarray(sign, jnp.float32))
-    return jnp.where(op < num_pixel, pixel, _warp(image, affine))
+    level, num_pixel, shape = magnitude / 10, len(_PIXEL_OPS), images.shape[2:4]
+    pixel = [jax.vmap(lambda x, s, fn=fn: fn(x, level, s))(x, s)
+             for fn, x, s in zip(_PIXEL_OPS.values(), images[:num_pixel], signs[:num_pixel], strict=True)]
+    affines = [jax.vmap(lambda s, fn=fn: fn(level, s, shape))(s)
+               for fn, s in zip(_GEOMETRIC_OPS.values(), signs[num_pixel:], strict=True)]
+    geometric = images[num_pixel:].reshape(-1, *images.shape[2:])
+    geometric = jax.vmap(_warp)(geometric, jnp.concatenate(affines)).reshape(images[num_pixel:].shape)
+    return jnp.concatenate([jnp.stack(pixel), geometric])
 
 
 def _factor(level: float, sign: jax.Array) -> jax.Array:
@@ -274,7 +318,7 @@ _GEOMETRIC_OPS: dict[str, _GeometricOp] = {
     "translate_x": _translate_x,
     "translate_y": _translate_y,
 }
-OPS: tuple[str, ...] = (*_PIXEL_OPS, *_GEOMETRIC_OPS)  # RandAugment op names; `apply_op` takes an index
+OPS: tuple[str, ...] = (*_PIXEL_OPS, *_GEOMETRIC_OPS)  # RandAugment op names, in `apply_ops`' order
 
 
 # --------------------------------------------------------------------------- mixup

@@ -9,6 +9,7 @@ import argparse
 
 from analysis.cli import add_bench_fit
 from scaling.config.loading import load_config
+from scaling.tools.augment_bench import add_augment_command
 from scaling.tools.bench_suite import add_suite_command
 
 
@@ -50,6 +51,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     loop.set_defaults(handler=_bench_loop, takes_overrides=True)
     add_bench_fit(commands, "fit")
     add_suite_command(commands)
+    add_augment_command(commands)
 
 
 def _bench_pack(args: argparse.Namespace) -> int:
