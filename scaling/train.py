@@ -142,7 +142,8 @@ def _loop(pack: Pack, preemption: PreemptionWatch) -> int:
 
     A window's metrics are logged one window late (fetched once its steps have run, while the next window's
     steps are queued), so a log line does not empty the queue; a checkpoint or the last step needs the current
-    window's metrics (no checkpoint of a diverged state), so it waits for them."""
+    window's metrics (no checkpoint of a diverged state), and so does an evaluation (its lines follow the step's
+    train line), so they wait for them."""
     settings, num_steps = pack.runs[0].config.train, pack.num_steps
     step = pack.start_step
     inputs = pack.first_inputs
@@ -157,7 +158,8 @@ def _loop(pack: Pack, preemption: PreemptionWatch) -> int:
         preempted = preemption.requested(step)
         saving = pack.due_checkpoints(step, preempted)
         logging = step % settings.log_every_steps == 0 or step == num_steps
-        now = bool(saving) or step == num_steps
+        evaluating = bool(settings.eval_every_steps) and step % settings.eval_every_steps == 0 and step < num_steps
+        now = bool(saving) or step == num_steps or evaluating  # an evaluation's lines follow the step's train line
         if previous and (logging or now):
             ready, previous = pack.report(previous, ready), None
         if now:
@@ -169,7 +171,7 @@ def _loop(pack: Pack, preemption: PreemptionWatch) -> int:
                 window.fetch_later()
                 previous = window
             window = MetricWindow(step)
-        if settings.eval_every_steps and step % settings.eval_every_steps == 0 and step < num_steps and pack.running():
+        if evaluating and pack.running():
             pack.evaluate(step)
         pack.save(step, saving)
         if preempted and step < num_steps:

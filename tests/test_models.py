@@ -87,6 +87,7 @@ def test_variants() -> None:
             "vgg11", "vgg19-bn", "convnext-t", "convnext-l"} <= set(VARIANT_NAMES)
     assert variant_config("ViT-L/16").to_dict() == {
         "name": "vit", "width": 1024, "depth": 24, "num_heads": 16, "mlp_ratio": 4.0, "patch_size": 16, "pool": "cls",
+        "attention": "xla", "fused_qkv": True, "scan_blocks": False, "remat": "off",
     }
     assert describe_model(variant_config("bit-resnet50x3")) == (
         "bit-resnet-50 bottleneck width 192 stages (3,4,6,3) stem imagenet"
