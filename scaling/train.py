@@ -3,8 +3,8 @@
 Phases: plan every run (config checked against the dataset and devices before anything compiles); load
 each run's nested training subset and evaluation sets into host memory; build the program (model,
 optimizer, train and eval steps) laid out on the mesh; restore the latest checkpoints; compile one sharded
-step, vmapped over the runs of a pack (a single run is a pack of one); loop with periodic logging,
-evaluation and checkpoints; write each run's result (`scaling.workdir.recorder`).
+step, vmapped over the runs of a pack (a single run is a pack of one), and its evaluation with it; loop
+with periodic logging, evaluation and checkpoints; write each run's result (`scaling.workdir.recorder`).
 
 Across processes (`jax.distributed`), every process runs this same code on its share of each batch;
 all of them write checkpoints (orbax), only process 0 writes config, metrics and results. SIGTERM
@@ -35,7 +35,7 @@ from scaling.errors import CheckpointError, ConfigError, DataError, RecordError
 from scaling.plan import RunPlan, plan_run
 from scaling.program import sharding
 from scaling.program.build import Program, build_program
-from scaling.program.evaluation import evaluate
+from scaling.program.evaluation import Evaluator
 from scaling.program.packing import check_packable
 from scaling.program.steps import Norm, StepInputs, TrainState
 from scaling.runtime.compile_cache import persistent_compilation_cache
@@ -237,6 +237,7 @@ class Pack:
     state: TrainState
     start_step: int
     compiled_step: Any = None
+    evaluator: Evaluator | None = None  # compiled with the train step
     first_inputs: StepInputs | None = None  # of the start step: compiled on, then trained on
     peak: float | None = None  # one device's MFU reference peak FLOP/s (whatever the compute dtype), None if unknown
     checkpointed_at: float = 0.0  # `checkpoint_clock` at the last checkpoint (or the start of the loop)
@@ -264,6 +265,8 @@ class Pack:
         try:
             pack.first_inputs = next(batches)
             pack.compiled_step = program.train_step.lower(pack.state, pack.first_inputs).compile()
+            pack.evaluator = Evaluator.compile(program.eval_step, pack.state, program.mesh,
+                                               lead.config.train.eval_batch_size, pack.eval_sets["eval"], norms)
         except BaseException:
             batches.close()
             raise
@@ -344,8 +347,7 @@ class Pack:
     def evaluate(self, step: int) -> list[dict[str, float]]:
         """Evaluate every member once on every evaluation set; log it for the running ones."""
         running = self.running()
-        metrics = evaluate(self.program.eval_step, self.state, self.eval_sets,
-                           self.runs[0].config.train.eval_batch_size, self.program.mesh, self.norms)
+        metrics = self.evaluator(self.state, self.eval_sets, self.norms)
         for i in running:
             self.runs[i].log_eval(step, metrics[i])
         errors = ", ".join(f"{metrics[i]['top1_error']:.4f}" for i in running)

@@ -40,7 +40,9 @@ class Program:
     initial_state: Callable[[np.int32], TrainState]  # seed -> one run's state, created in place on the mesh
     # (packed state, StepInputs) -> (state, metrics); jitted, vmapped over the pack, donates the state
     train_step: Callable
-    eval_step: EvalStep  # (params, rest, images, targets, mask, norm) -> sums; jitted, vmapped over the pack
+    # (totals, params, rest, images, targets, mask, norm) -> totals plus the batch's sums; jitted, vmapped over the
+    # pack, donates the totals (`Evaluator.compile` compiles it ahead of time)
+    eval_step: EvalStep
     member_state: Callable  # (packed state, index) -> one run's state
     stack: Callable  # one run's states -> the packed state
     saved_def: jax.tree_util.PyTreeDef  # of one run's state as checkpoints hold it (nnx.State and nnx.Variable nodes)
@@ -82,7 +84,10 @@ def build_program(config: ml_collections.ConfigDict, model: ModelSpec) -> Progra
                                     abstract, shardings),
         initial_state=jax.jit(initial_state, out_shardings=shardings),
         train_step=jax.jit(jax.vmap(step_fn), donate_argnums=0, out_shardings=(packed, sharding.replicated(mesh))),
-        eval_step=jax.jit(jax.vmap(make_eval_step(eval_graph, model.num_classes), in_axes=(0, 0, None, None, None, 0))),
+        eval_step=jax.jit(
+            jax.vmap(make_eval_step(eval_graph, model.num_classes), in_axes=(0, 0, 0, None, None, None, 0)),
+            donate_argnums=0, out_shardings=sharding.replicated(mesh),
+        ),
         member_state=jax.jit(
             lambda state, index: jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index, keepdims=False),
                                               state),
