@@ -1,5 +1,10 @@
 """Backtest: fit each law on the points below a compute cut-off, predict the points above it, and rank the
-laws by the RMSE of log y on those points (the extrapolation loss of Alabdulmohsin et al. 2022)."""
+laws by the RMSE of log y on those points (the extrapolation loss of Alabdulmohsin et al. 2022).
+
+Every law listed is scored or says why not. By default all laws share one cut-off (the top quarter of the
+table's log-compute range held out); a law left without points on either side of it (the envelope of a sweep
+may end below it) is scored above its own cut-off, the top quarter of its own points' range, and a warning
+says so. A cut-off given by the user applies to every law."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.numbers import number
 from analysis.request import FitRequest
 from analysis.validate import positive_column
 
@@ -22,6 +28,7 @@ class BacktestRow:
 
     law: str
     points: str
+    cutoff: float  # this law's cut-off: the common one, or its own where the common one left it unscored
     train_points: int
     test_points: int
     rmse_log: float  # NaN when the law could not be scored
@@ -31,7 +38,7 @@ class BacktestRow:
 
 @dataclasses.dataclass(frozen=True)
 class Backtest:
-    """The cut-off, the compute column it applies to, and one row per law, best first."""
+    """The common cut-off, the compute column it applies to, and one row per law, best first."""
 
     cutoff: float
     column: str
@@ -46,21 +53,51 @@ def default_cutoff(compute: np.ndarray, holdout: float = DEFAULT_HOLDOUT) -> flo
 
 
 def backtest(requests: Sequence[FitRequest], frame: pd.DataFrame, *, cutoff: float | None = None) -> Backtest:
-    """Fit every request below `cutoff` (default: `default_cutoff` of the table) and score it above."""
+    """Fit every request below `cutoff` and score it above. Without `cutoff`: below `default_cutoff` of the
+    table, or of the law's own points for a law that could not be scored at the table's."""
     column = _compute_column(requests, frame)
-    if cutoff is None:
-        cutoff = default_cutoff(positive_column(frame, column))
-    else:
-        cutoff = _checked_cutoff(frame, column, cutoff)
-    rows = [_score(request, frame, column, cutoff) for request in requests]
+    chosen = cutoff is not None
+    common = _checked_cutoff(frame, column, cutoff) if chosen else default_cutoff(positive_column(frame, column))
+    rows = [_score(request, frame, column, common) for request in requests]
+    if not chosen:
+        rows = [_own_cutoff(request, frame, column, row) for request, row in zip(requests, rows)]
     order = sorted((row for row in rows if np.isfinite(row.rmse_log)), key=lambda row: row.rmse_log)
     ranks = {id(row): rank for rank, row in enumerate(order, start=1)}
     rows = [dataclasses.replace(row, rank=ranks.get(id(row))) for row in rows]
     rows.sort(key=lambda row: (row.rank is None, row.rank or 0))
+    return Backtest(cutoff=common, column=column, rows=tuple(rows), warnings=_warnings(requests, rows, common))
+
+
+def _own_cutoff(request: FitRequest, frame: pd.DataFrame, column: str, row: BacktestRow) -> BacktestRow:
+    """`row` if it was scored; else the law scored above the top quarter of its own points' range, if that is
+    another cut-off and scores it."""
+    if np.isfinite(row.rmse_log):
+        return row
+    values = request.rows(frame)[column].to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    if np.unique(values).size < 2:
+        return row
+    own = _score(request, frame, column, default_cutoff(values))
+    if not np.isfinite(own.rmse_log) or np.isclose(own.cutoff, row.cutoff):
+        return row
+    reason = f"at the common cut-off {number(row.cutoff)}: {row.note}"
+    return dataclasses.replace(own, note=f"{reason}; {own.note}" if own.note else reason)
+
+
+def _warnings(requests: Sequence[FitRequest], rows: Sequence[BacktestRow], common: float) -> tuple[str, ...]:
+    """Point sets that differ, laws scored above their own cut-off, laws not scored."""
+    warnings = []
     sets = sorted({request.points for request in requests})
-    warnings = (f"backtest: the laws were scored on different point sets ({', '.join(sets)}); compare ranks "
-                "within a point set",) if len(sets) > 1 else ()
-    return Backtest(cutoff=cutoff, column=column, rows=tuple(rows), warnings=warnings)
+    if len(sets) > 1:
+        warnings.append(f"backtest: the laws were scored on different point sets ({', '.join(sets)}); compare "
+                        "ranks within a point set")
+    for row in rows:
+        if not np.isfinite(row.rmse_log):
+            warnings.append(f"backtest: {row.law} could not be scored ({row.note}); it has no rank")
+        elif row.cutoff != common:
+            warnings.append(f"backtest: {row.law} scored above its own cut-off {number(row.cutoff)} ({row.note}); "
+                            "its RMSE is not directly comparable to the others'")
+    return tuple(warnings)
 
 
 def _checked_cutoff(frame: pd.DataFrame, column: str, cutoff: float) -> float:
@@ -90,9 +127,11 @@ def _score(request: FitRequest, frame: pd.DataFrame, column: str, cutoff: float)
     points = request.rows(frame)
     below = points[points[column] <= cutoff]
     above = points[points[column] > cutoff]
-    row = BacktestRow(request.law.name, request.points, len(below), len(above), float("nan"), None, None)
+    row = BacktestRow(request.law.name, request.points, cutoff, len(below), len(above), float("nan"), None, None)
     if above.empty:
         return dataclasses.replace(row, note="no points above the cut-off")
+    if below.empty:
+        return dataclasses.replace(row, note="no points below the cut-off")
     try:
         fit = request.fit(below)
     except AnalysisError as error:

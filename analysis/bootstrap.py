@@ -1,4 +1,7 @@
-"""Bootstrap confidence intervals: resample points (or whole runs), refit from the best minima of the fit.
+"""Bootstrap confidence intervals: resample whole runs (or points), refit from the best minima of the fit.
+
+Rows of one run are not independent (one training curve, one seed), so a study resamples runs wherever its
+rows carry a run id (`resample_runs`); resampling single rows is the option for tables without one.
 
 A resample is a vector of multiplicities, so every refit has the same shape and all of them run in one
 vectorised batch (resamples x kept minima). `Estimate` and `percentile_interval` turn any resampled values
@@ -90,7 +93,7 @@ def bootstrap(fit: Fit, resamples: int, *, seed: int = 0, groups: Sequence | Non
     if not 0 < confidence < 1:
         raise AnalysisError(f"confidence must lie between 0 and 1, got {confidence}")
     setup, starts = fit.setup, fit.minima
-    counts = _multiplicities(setup.num_points, resamples, np.random.default_rng(seed), groups)
+    counts = multiplicities(setup.num_points, resamples, np.random.default_rng(seed), groups)
     weights = np.zeros((resamples, len(setup.weights)))
     weights[:, : setup.num_points] = counts * setup.weights[: setup.num_points]
     minima = solve(setup, np.tile(starts, (resamples, 1)), np.repeat(weights, len(starts), axis=0))
@@ -107,8 +110,17 @@ def bootstrap(fit: Fit, resamples: int, *, seed: int = 0, groups: Sequence | Non
                      resampled="rows" if groups is None else "runs", warnings=tuple(warnings))
 
 
-def _multiplicities(num_points: int, resamples: int, rng: np.random.Generator, groups: Sequence | None) -> np.ndarray:
-    """How often each point is drawn in each resample: rows of points, or of whole groups."""
+def resample_runs(run_ids: Sequence | None, by_run: bool | None) -> bool:
+    """Whether to resample whole runs: as asked (`by_run` True or False), or by default (None) wherever the
+    rows carry run ids (`run_ids`, None when the table has none) from at least 2 runs."""
+    if by_run is not None:
+        return by_run
+    return run_ids is not None and np.unique(np.asarray(run_ids).astype(str)).size >= 2
+
+
+def multiplicities(num_points: int, resamples: int, rng: np.random.Generator, groups: Sequence | None) -> np.ndarray:
+    """How often each point is drawn in each resample (resamples x points): points drawn one by one, or, with
+    `groups` (e.g. run ids), whole groups drawn with replacement, every point of a group as often as the group."""
     if groups is None:
         return rng.multinomial(num_points, np.full(num_points, 1.0 / num_points), size=resamples).astype(np.float64)
     groups = np.asarray(groups)

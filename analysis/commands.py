@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 from analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from analysis.request import FitRequest
     from analysis.study import Study
     from analysis.table.load import Results
 
 DEFAULT_LAWS = ("saturating", "power", "broken", "m4", "chinchilla", "rosenfeld")
 FIGURE_LAWS = ("saturating", "chinchilla")
+RESAMPLE = {"auto": None, "rows": False, "runs": True}  # --resample as the bootstrap's by_run
 
 
 def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -54,27 +57,46 @@ def run_fit(args: argparse.Namespace) -> int:
     results = _prepared(_results(args), args)
     requests, notes = _requests(args, results, DEFAULT_LAWS)
     frame = results.frame
+    for request in requests:  # every law's input, before any work
+        request.check(frame)
+    skipped = None if args.no_backtest else backtest_skipped(requests, frame)
     print(results.describe())
     for note in notes:
         print(f"note: {note}")
-    for warning in results.warnings:
+    warnings = [*results.warnings, *([skipped] if skipped else [])]
+    for warning in warnings:
         print(f"warning: {warning}")
-    tested = backtest_record(backtest(requests, frame, cutoff=args.cutoff))  # first: a bad --cutoff fails at once
+    tested = None
+    if not args.no_backtest and not skipped:  # before the fits: a bad --cutoff fails at once
+        tested = backtest_record(backtest(requests, frame, cutoff=args.cutoff))
     records = []
     for request in requests:
-        fitted = fit_request(request, frame, resamples=args.bootstrap, by_run=args.resample == "runs",
+        fitted = fit_request(request, frame, resamples=args.bootstrap, by_run=_resample_runs(args, frame),
                              seed=args.seed, confidence=args.confidence)
         records.append(law_record(fitted))
         print(f"\n{format_law(records[-1])}")
-    print(f"\n{format_backtest(tested, args.y)}")
+    if tested:
+        print(f"\n{format_backtest(tested, args.y)}")
     payload = {"table": results.source, "y": args.y, "rows": len(frame), "dropped_rows": results.dropped,
                "where": list(results.where), "unselected_rows": results.unselected,
                "zero_errors": results.zero_errors.record() if results.zero_errors else None,
-               "laws": records, "backtest": tested}
+               "laws": records, "backtest": tested, "warnings": warnings}
     if args.json:
         write_json(args.json, payload)
         print(f"\nwrote {args.json}")
     return 0
+
+
+def backtest_skipped(requests: Sequence[FitRequest], frame: pd.DataFrame) -> str | None:
+    """Why the backtest cannot run on this table (None if it can): it cuts at a compute value, so it needs a
+    compute column, or laws that all share one x column to cut at instead."""
+    xs = {request.x for request in requests}
+    if "compute" in frame.columns or (len(xs) == 1 and len(next(iter(xs))) == 1):
+        return None
+    inputs = "; ".join(f"{request.law.name} on {','.join(request.x)}" for request in requests)
+    return (f"skipped the backtest: it cuts the rows at a compute value and the table has no compute column "
+            f"({inputs}); map one with --columns compute=COLUMN, or fit only one-input laws on one --x column, "
+            "which it then cuts at (--no-backtest silences this)")
 
 
 @guarded
@@ -83,7 +105,7 @@ def run_plot(args: argparse.Namespace) -> int:
     formats = figure_formats(args.formats)  # first: it checks that matplotlib can be imported
     from analysis.plots import draw_figures
 
-    study = _study(args, _prepared(_results(args), args), FIGURE_LAWS, with_backtest=False)
+    study = _study(args, _prepared(_results(args), args), FIGURE_LAWS, figures_only=True)
     args.out.mkdir(parents=True, exist_ok=True)
     written, skipped = draw_figures(study, args.out, formats)
     for warning in (*study.warnings, *skipped):
@@ -100,9 +122,12 @@ def run_report(args: argparse.Namespace) -> int:
     mixes class counts), one such report per value in DIR/classes-K/ (or DIR/COLUMN-VALUE/) and an index page."""
     from analysis.report import write_index
     from analysis.table.rows import group_folder, mixed_classes
+    from analysis.verify import check_below
 
     formats = figure_formats(args.formats)
     results = _results(args)
+    if _verify_below(args):  # before any work: a --verify-below that leaves one side empty is an error
+        check_below(results.frame, *_verify_below(args))
     by, automatic = args.by, False
     if by is None and mixed_classes(results.frame):
         by, automatic = "num_classes", True
@@ -121,8 +146,8 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"\n== {by}={value}: {len(group.frame)} rows -> {folder}")
         record = _report(args, _prepared(group, args), folder, formats)
         index.append({"value": value, "folder": folder.name, "report": f"{folder.name}/report.html",
-                      "rows": record["rows"], "zero_errors": record["zero_errors"], "laws": record["laws"],
-                      "frontiers": record["frontiers"], "warnings": record["warnings"]})
+                      "rows": record["rows"], "zero_errors": record["zero_errors"], "headline": record["headline"],
+                      "laws": record["laws"], "frontiers": record["frontiers"], "warnings": record["warnings"]})
     summary = {"table": results.source, "y": args.y, "by": by, "automatic": automatic,
                "where": list(results.where), "dropped_rows": results.dropped, "rows_without_value": missing,
                "groups": index}
@@ -137,22 +162,94 @@ def _report(args: argparse.Namespace, results: Results, out: Path, formats: Sequ
     """One report of `results` in `out`: figures, report.json, report.html; its record."""
     from analysis.plots import draw_figures
     from analysis.report import write_report
-    from analysis.summary import format_law_line, study_record
+    from analysis.summary import format_law_line, study_record, verification_line
 
     print(results.describe())
-    study = _study(args, results, DEFAULT_LAWS, with_backtest=True)
+    study = _study(args, results, DEFAULT_LAWS, figures_only=False)
     out.mkdir(parents=True, exist_ok=True)
     written, skipped = draw_figures(study, out, formats)
     record = study_record(study)
     record["warnings"].extend(skipped)
+    for line in record["headline"]["text"]:
+        print(line)
     for warning in record["warnings"]:
         print(f"warning: {warning}")
     for law in record["laws"]:
         print(format_law_line(law))
     _print_frontiers(study)
+    if record["verification"]:
+        print(f"predict, then verify: {verification_line(record['verification'])}")
     write_json(out / "report.json", record)
     print(f"wrote {write_report(record, written, out)} and {out / 'report.json'}")
     return record
+
+
+@guarded
+def run_predict(args: argparse.Namespace) -> int:
+    """`predict`: each law's prediction at every --at point with its intervals, and with --verify-below the
+    held-out points predicted from the rest, with the intervals' coverage; as JSON too if --json is given."""
+    from analysis.predict import format_predictions, predict_at
+    from analysis.request import fit_request
+    from analysis.verify import check_below, format_verification, parse_below, verify
+
+    if not args.law:
+        raise AnalysisError("predict needs the law to predict with: --law LAW (e.g. --law saturating)")
+    if not args.at and not args.verify_below:
+        raise AnalysisError("predict needs --at COLUMN=VALUE (e.g. --at compute=1e18) or --verify-below "
+                            "COLUMN=VALUE (e.g. --verify-below compute=1e16), or both")
+    if args.bootstrap < 2:
+        raise AnalysisError(f"predict reports bootstrap intervals: give --bootstrap N with N >= 2 (default 200), "
+                            f"not {args.bootstrap}")
+    below = parse_below(args.verify_below) if args.verify_below else None
+    results = _prepared(_results(args), args)
+    frame = results.frame
+    requests, notes = _requests(args, results, ())
+    points = _points(args.at, requests)
+    for request in requests:  # every law's input, before any work
+        request.check(frame)
+    if below:
+        check_below(frame, *below)
+    print(results.describe())
+    for message in (*(f"note: {note}" for note in notes), *(f"warning: {item}" for item in results.warnings)):
+        print(message)
+    options = {"resamples": args.bootstrap, "by_run": _resample_runs(args, frame), "seed": args.seed,
+               "confidence": args.confidence}
+    payload: dict[str, Any] = {"table": results.source, "y": args.y, "rows": len(frame), "where": list(results.where),
+                               "predictions": {}, "verifications": {}}
+    for request in requests:
+        name = request.law.name
+        if args.at and not points[name]:
+            print(f"\nnote: no --at point gives {name}'s inputs ({', '.join(request.x)})")
+        if points[name]:
+            fitted = fit_request(request, frame, **options)
+            predictions = predict_at(fitted, points[name])
+            payload["predictions"][name] = [item.record() for item in predictions]
+            print(f"\n{format_predictions(fitted, predictions)}")
+        if below:
+            checked = verify(request, frame, column=below[0], cutoff=below[1], **options)
+            payload["verifications"][name] = checked.record()
+            print(f"\n{format_verification(checked)}")
+    if args.json:
+        write_json(args.json, payload)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _points(items: Sequence[str], requests: Sequence[FitRequest]) -> dict[str, list[tuple[float, ...]]]:
+    """Each law's --at points: those that give exactly its inputs; an --at that suits no law is an error."""
+    from analysis.predict import parse_at
+
+    points: dict[str, list[tuple[float, ...]]] = {request.law.name: [] for request in requests}
+    for text in items:
+        errors = []
+        for request in requests:
+            try:
+                points[request.law.name].append(parse_at(text, request))
+            except AnalysisError as error:
+                errors.append(error)
+        if len(errors) == len(requests):
+            raise errors[0]
+    return points
 
 
 @guarded
@@ -162,7 +259,11 @@ def run_bench(args: argparse.Namespace) -> int:
 
     if args.points < 10:
         raise AnalysisError(f"--points must be at least 10, got {args.points}")
-    print(format_bench(benchmark_fit_starts(points=args.points, per_parameter=args.starts, seed=args.seed)))
+    for option, every in (("--scipy-every", args.scipy_every), ("--optax-every", args.optax_every)):
+        if every < 1:
+            raise AnalysisError(f"{option} must be at least 1 (every K-th start), got {every}")
+    print(format_bench(benchmark_fit_starts(points=args.points, per_parameter=args.starts, seed=args.seed,
+                                            scipy_every=args.scipy_every, optax_every=args.optax_every)))
     return 0
 
 
@@ -217,33 +318,62 @@ def _requests(args: argparse.Namespace, results: Results,
             weights=args.weights, huber_delta=args.huber_delta,
             constants={"random_guess": chance} if chance is not None else {}, bounds=bounds.get(name, {}),
             starts=args.starts))
+    if not args.law:  # default laws whose x columns the table lacks are left out, as a table of models needs
+        missing = {request.law.name: [c for c in request.x if c not in results.frame.columns] for request in requests}
+        left_out = {name: columns for name, columns in missing.items() if columns}
+        if left_out and len(left_out) < len(requests):
+            requests = [request for request in requests if request.law.name not in left_out]
+            columns = sorted({column for items in left_out.values() for column in items})
+            notes.append(f"left out {', '.join(left_out)}: the table has no {', '.join(columns)} column (give --x "
+                         "COLUMN, or map one with --columns NAME=COLUMN, to fit them)")
     return requests, notes
 
 
-def _study(args: argparse.Namespace, results: Results, default_laws: Sequence[str], with_backtest: bool) -> Study:
+def _study(args: argparse.Namespace, results: Results, default_laws: Sequence[str], *, figures_only: bool) -> Study:
+    """Fit, frontiers, the predict-then-verify check of the frontier law (below --verify-below, else the
+    backtest's cut-off) and (for a report, unless --no-backtest) the backtest; `figures_only`: only the first law
+    of each kind, which the figures draw, and no backtest."""
     from analysis.study import StudyOptions, run_study
 
     requests, notes = _requests(args, results, default_laws)
-    if not with_backtest:  # the figures use the first law of each kind only
+    with_backtest = not figures_only and not args.no_backtest
+    if figures_only:  # the figures use the first law of each kind only
         kinds = {len(request.law.inputs): request for request in reversed(requests)}
         requests = [request for request in requests if request in kinds.values()]
     budgets = _numbers(args.budgets, "--budgets") if args.budgets else None
-    options = StudyOptions(resamples=args.bootstrap, by_run=args.resample == "runs", seed=args.seed,
+    options = StudyOptions(resamples=args.bootstrap, by_run=RESAMPLE[args.resample], seed=args.seed,
                            confidence=args.confidence, budgets=budgets, tolerance=args.tolerance,
-                           cutoff=getattr(args, "cutoff", None), with_backtest=with_backtest)
+                           cutoff=getattr(args, "cutoff", None), with_backtest=with_backtest,
+                           verify_below=_verify_below(args))
     for note in notes:
         print(f"note: {note}")
     return run_study(results, args.y, requests, options)
 
 
+def _verify_below(args: argparse.Namespace) -> tuple[str, float] | None:
+    """The (column, cut-off) of --verify-below where the command has that option and it is given."""
+    from analysis.verify import parse_below
+
+    text = getattr(args, "verify_below", None)
+    return parse_below(text) if text else None
+
+
+def _resample_runs(args: argparse.Namespace, frame: pd.DataFrame) -> bool:
+    """Whether the bootstrap resamples whole runs: as --resample says; auto: wherever the table has run ids."""
+    from analysis.bootstrap import resample_runs
+
+    return resample_runs(frame["run_id"].to_numpy() if "run_id" in frame.columns else None, RESAMPLE[args.resample])
+
+
 def _print_frontiers(study: Study) -> None:
-    """One line per compute-optimal frontier found: the exponents of N_opt and D_opt with intervals."""
+    """One line per compute-optimal frontier found: the exponents of N_opt and D_opt with intervals, and why it
+    is degenerate where it is."""
     from analysis.summary import allocation_record, format_allocation
 
     for part in (study.envelope and study.envelope.allocation, study.isoflop and study.isoflop.allocation,
                  study.parametric):
         if part is not None:
-            print(format_allocation(allocation_record(part)))
+            print(format_allocation({**allocation_record(part), "degenerate": list(study.problems[part.method])}))
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -3,13 +3,15 @@
 Every start advances by exactly one objective evaluation per tick (a backtracking line-search trial that is
 accepted or shrunk), so a batch of starts never waits on a nested loop. The starts still running are packed
 into blocks of a few fixed sizes: calls have few shapes (few compilations per objective and data size),
-and finished starts cost nothing. Call it inside `jax.enable_x64(True)`: the state is float64.
+and finished starts cost nothing. Between rounds, the starts still running may be pruned to those with the
+lowest objective (successive halving): starts that cannot win stop early. Call it inside `jax.enable_x64(True)`:
+the state is float64.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -21,12 +23,13 @@ Objective = Callable[[jax.Array, jax.Array, Any], jax.Array]  # (raw params, wei
 
 MEMORY = 10  # curvature pairs kept
 ARMIJO = 1e-4  # sufficient-decrease constant
+FTOL = 1e-10  # a step lowering the objective by less than this (relative) converges
 GTOL = 1e-9  # a gradient this small (largest component) counts as converged
 BLOCKS = (32, 256)  # starts per call: the smallest that holds the running starts, else the last (fits in cache)
 TICKS = 16  # ticks per call (fewer if the whole block finishes sooner)
-RUNNING, CONVERGED, STALLED, OUT_OF_EVALUATIONS = 0, 1, 2, 3
+RUNNING, CONVERGED, STALLED, OUT_OF_EVALUATIONS, PRUNED = 0, 1, 2, 3, 4
 STATUS_NAMES = {RUNNING: "running", CONVERGED: "converged", STALLED: "stalled (line search failed)",
-                OUT_OF_EVALUATIONS: "out of evaluations"}
+                OUT_OF_EVALUATIONS: "out of evaluations", PRUNED: "pruned (other starts were lower)"}
 
 
 class _State(NamedTuple):
@@ -52,26 +55,44 @@ class Minima:
     evaluations: np.ndarray
 
 
-def minimise(objective: Objective, starts: np.ndarray, weights: np.ndarray, data: Any, *, ftol: float = 1e-10,
-             max_evaluations: int = 2000) -> Minima:
+def minimise(objective: Objective, starts: np.ndarray, weights: np.ndarray, data: Any, *, ftol: float = FTOL,
+             max_evaluations: int = 2000, rounds: Sequence[tuple[int, int]] = ()) -> Minima:
     """Minimise `objective(x, weights[i], data)` from every row `starts[i]`. A start converges when a step
     lowers the objective by less than `ftol` (relative) or its gradient falls below GTOL; it stalls when its
-    line search fails elsewhere, and stops after `max_evaluations`."""
+    line search fails elsewhere, and stops after `max_evaluations`. Each (evaluations, kept) of `rounds`
+    prunes: once the running starts have used that many evaluations, only the `kept` of them with the lowest
+    objective go on, the rest stop as PRUNED where they are. Rounds compare rows with each other, so give
+    them only where every row minimises the same function (the same weights)."""
     starts = np.asarray(starts, dtype=np.float64)
     weights = np.broadcast_to(np.asarray(weights, dtype=np.float64), (len(starts), np.shape(weights)[-1]))
     state = _initial_state(starts)
     running = np.arange(len(starts))
-    while running.size:
+    for evaluations, kept in rounds:
+        running = _run(objective, state, running, weights, data, ftol, max_evaluations, evaluations)
+        if running.size > kept:
+            order = np.argsort(np.where(np.isnan(state.f[running]), np.inf, state.f[running]), kind="stable")
+            state.status[running[order[kept:]]] = PRUNED
+            running = np.sort(running[order[:kept]])
+    _run(objective, state, running, weights, data, ftol, max_evaluations, max_evaluations)
+    return Minima(x=state.x, value=state.f, status=state.status, evaluations=state.evaluations)
+
+
+def _run(objective: Objective, state: _State, running: np.ndarray, weights: np.ndarray, data: Any, ftol: float,
+         max_evaluations: int, until: int) -> np.ndarray:
+    """Advance the `running` starts of `state` (in place) until they finish or have used `until` evaluations
+    (running starts have all used the same number: one per tick); return those still running."""
+    while running.size and state.evaluations[running[0]] < until:
+        ticks = min(TICKS, until - int(state.evaluations[running[0]]))
         size = next((size for size in BLOCKS if size >= running.size), BLOCKS[-1])
         for block in np.array_split(running, -(-running.size // size)):
             rows = np.concatenate([block, np.full(size - block.size, block[0])])
             batch = _State(*(leaf[rows] for leaf in state))
             batch = batch._replace(status=np.where(np.arange(size) < block.size, batch.status, STALLED))
-            advanced = _advance(objective, batch, weights[rows], data, ftol, max_evaluations, TICKS)
+            advanced = _advance(objective, batch, weights[rows], data, ftol, max_evaluations, ticks)
             for leaf, new in zip(state, advanced):
                 leaf[block] = np.asarray(new)[: block.size]
         running = running[state.status[running] == RUNNING]
-    return Minima(x=state.x, value=state.f, status=state.status, evaluations=state.evaluations)
+    return running
 
 
 def _initial_state(starts: np.ndarray) -> _State:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import DEFAULT_CONFIDENCE, Bootstrap, bootstrap
 from analysis.errors import AnalysisError
-from analysis.fit import DEFAULT_HUBER_DELTA, Fit, fit_law
+from analysis.fit import DEFAULT_HUBER_DELTA, Fit, fit_law, prepare
 from analysis.laws import Law
 from analysis.points import select_points
 from analysis.table.contract import require_columns
@@ -34,22 +35,41 @@ class FitRequest:
     starts: int | None = None  # starting values per parameter (None: the law's full grid)
 
     def rows(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The rows this fit uses, after checking that x and y are finite and positive in every row."""
+        """The rows this fit uses, after checking that x and y are finite and positive in every row. A table with
+        one row per run (no step, no is_final column, run ids unique or absent) is its own set of final rows."""
         require_columns(frame, [*self.x, self.y, *([self.weights] if self.weights else [])],
                         f"fitting {self.law.name}")
         for column in (*self.x, self.y):
             positive_column(frame, column)
+        if self.points == "final" and one_row_per_run(frame):
+            return frame.reset_index(drop=True)
+        if self.points == "final" and not {"is_final", "step"} & set(frame.columns):
+            raise AnalysisError(
+                f"fitting {self.law.name} to each run's final row needs an is_final or a step column, and the "
+                "table has neither while some run_id repeats; fit every row with --points all, or map the "
+                "columns with --columns is_final=COLUMN (or step=COLUMN)")
         return select_points(frame, self.points, self.x[0], self.y)
+
+    def check(self, frame: pd.DataFrame) -> None:
+        """Everything `fit` would refuse about this request on `frame` (columns, values, bounds, constants, too
+        few points), found without fitting."""
+        x, y, options = self._data(self.rows(frame))
+        prepare(self.law.with_bounds(self.bounds) if self.bounds else self.law, x, y, **options)
 
     def fit(self, rows: pd.DataFrame) -> Fit:
         """Fit the law to `rows` (already selected by `rows`)."""
-        weights = rows[self.weights].to_numpy(dtype=np.float64) if self.weights else None
-        return fit_law(
-            self.law, tuple(rows[column].to_numpy(dtype=np.float64) for column in self.x),
-            rows[self.y].to_numpy(dtype=np.float64), weights=weights, huber_delta=self.huber_delta,
-            constants=self.constants, bounds=self.bounds, starts=self.starts, x_names=self.x, y_name=self.y,
-            labels=rows["run_id"].to_numpy() if "run_id" in rows.columns else None,
-        )
+        x, y, options = self._data(rows)
+        return fit_law(self.law, x, y, bounds=self.bounds, starts=self.starts, **options)
+
+    def _data(self, rows: pd.DataFrame) -> tuple[tuple[np.ndarray, ...], np.ndarray, dict[str, Any]]:
+        """x, y and the keyword options that `fit_law` and `prepare` share, from `rows`."""
+        options = {
+            "weights": rows[self.weights].to_numpy(dtype=np.float64) if self.weights else None,
+            "huber_delta": self.huber_delta, "constants": self.constants, "x_names": self.x, "y_name": self.y,
+            "labels": rows["run_id"].to_numpy() if "run_id" in rows.columns else None,
+        }
+        x = tuple(rows[column].to_numpy(dtype=np.float64) for column in self.x)
+        return x, rows[self.y].to_numpy(dtype=np.float64), options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,3 +118,11 @@ def chance_level(frame: pd.DataFrame, y: str) -> float | None:
     if classes.size == 0 or classes[0] <= top:
         return None
     return math.log(classes[0]) if "loss" in y else 1.0 - top / float(classes[0])
+
+
+def one_row_per_run(frame: pd.DataFrame) -> bool:
+    """Whether the table holds one row per run: no step and no is_final column, and run ids unique (or absent),
+    as in a table of published results with one line per model."""
+    if {"is_final", "step"} & set(frame.columns):
+        return False
+    return "run_id" not in frame.columns or not frame["run_id"].duplicated().any()

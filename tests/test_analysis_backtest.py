@@ -50,3 +50,29 @@ def test_a_joint_law_without_compute_column_is_refused(saturating_table):
     joint = FitRequest(law=CHINCHILLA, x=("params", "examples_seen"), y="top1_error", points="all")
     with pytest.raises(AnalysisError, match="no compute column"):
         backtest([joint], saturating_table.drop(columns="compute"))
+
+
+def test_a_law_left_unscored_by_the_common_cutoff_gets_its_own():
+    """The issue's case: the envelope ends far below the table's largest compute (one late run is worse than
+    everything before it), so the common cut-off leaves no envelope point above it."""
+    compute = np.geomspace(1e12, 1e16, 24)
+    table = pd.DataFrame({"run_id": [f"r{i}" for i in range(25)], "compute": [*compute, 1e20],
+                          "top1_error": [*(0.1 + 30.0 * compute ** -0.12), 0.9]})  # written out: a·C^-b + c
+    envelope = FitRequest(law=POWER, x=("compute",), y="top1_error", points="envelope", starts=2)
+    result = backtest([envelope], table)
+    assert result.cutoff == pytest.approx(1e18)  # three quarters of the way from 1e12 to 1e20
+    (row,) = result.rows
+    assert row.cutoff == pytest.approx(default_cutoff(compute)) and row.test_points == 6  # 1e15 .. 1e16
+    assert row.rank == 1 and math.isfinite(row.rmse_log)
+    assert row.note.startswith("at the common cut-off 1e+18: no points above the cut-off")
+    (warning,) = result.warnings
+    assert warning.startswith("backtest: power scored above its own cut-off 1e+15")
+
+
+def test_a_law_that_cannot_be_scored_says_so_in_the_warnings(saturating_table):
+    few = saturating_table.iloc[:6]  # 6 points: the saturating law needs 5 to fit, so no cut-off leaves enough
+    result = backtest([request(POWER), request(SATURATING)], few)
+    scored = {row.law: row for row in result.rows}
+    assert scored["power"].rank == 1 and scored["saturating"].rank is None
+    assert any(w.startswith("backtest: saturating could not be scored (") and "needs at least 5" in w
+               for w in result.warnings)

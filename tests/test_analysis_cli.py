@@ -34,12 +34,13 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_the_command_line_knows_every_law():
-    assert tuple(LAWS) == LAW_NAMES and set(DEFAULT_LAWS) == set(LAWS)
+    # m2, m3 and m4_learned (Alabdulmohsin et al.'s comparison) are fitted only when named
+    assert tuple(LAWS) == LAW_NAMES and set(LAWS) - set(DEFAULT_LAWS) == {"m2", "m3", "m4_learned"}
 
 
 def test_commands_are_registered_with_handlers_and_every_option_explained():
     parsers = subcommands()
-    assert set(parsers) == {"fit", "plot", "report", "bench-fit", "history"}
+    assert set(parsers) == {"fit", "predict", "plot", "report", "bench-fit", "history"}
     for name, parser in parsers.items():
         assert callable(parser.get_default("handler")), name
         for action in parser._actions:
@@ -102,6 +103,88 @@ def test_bad_options_are_errors_with_status_2(table, tmp_path, capsys, arguments
     assert status == 2 and message in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def models(table, tmp_path_factory) -> Path:
+    """Published-style results of two tasks: one row per model, no step, is_final or compute column."""
+    import pandas as pd
+
+    final = pd.read_csv(table).query("is_final")[["run_id", "params", "examples_seen", "top1_error"]]
+    both = pd.concat([final.assign(task="a"), final.assign(task="b", top1_error=final["top1_error"] * 0.8)])
+    path = tmp_path_factory.mktemp("models") / "models.csv"
+    both.assign(run_id=both["task"] + "/" + both["run_id"]).to_csv(path, index=False)
+    return path
+
+
+def test_a_table_of_models_fits_with_default_options_and_where_picks_one_task(models, tmp_path, capsys):
+    out = tmp_path / "fit.json"
+    status = main(["fit", str(models), "--where", "task=b", "--starts", "2", "--bootstrap", "0", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0 and "skipped the backtest" in printed and "--x" in printed
+    assert "left out saturating, power, broken: the table has no compute column" in printed
+    record = json.loads(out.read_text())
+    (law,) = record["laws"]
+    assert law["law"] == "chinchilla" and law["points"] == "final" and law["num_points"] == record["rows"] == 22
+    assert record["where"] == ["task=b"] and record["unselected_rows"] == 22 and record["backtest"] is None
+
+
+def test_every_law_is_checked_before_any_is_fitted(table, tmp_path, capsys):
+    import pandas as pd
+
+    frame = pd.read_csv(table)
+    frame[frame["params"] == frame["params"].iloc[0]].to_csv(tmp_path / "one_size.csv", index=False)
+    status = main(["fit", str(tmp_path / "one_size.csv"), "--law", "power", "--law", "chinchilla"])
+    captured = capsys.readouterr()
+    assert status == 2 and "power: E =" not in captured.out
+    assert captured.err.count("\n") == 1 and "x column 'params' has a single value" in captured.err
+
+
+def test_fit_without_backtest(table, tmp_path, capsys):
+    out = tmp_path / "fit.json"
+    status = main(["fit", str(table), "--law", "power", "--starts", "2", "--bootstrap", "0", "--no-backtest",
+                   "--json", str(out)])
+    assert status == 0 and "backtest:" not in capsys.readouterr().out
+    assert json.loads(out.read_text())["backtest"] is None
+
+
+def test_predict_prints_intervals_and_verifies_held_out_runs(table, tmp_path, capsys):
+    out = tmp_path / "predict.json"
+    status = main(["predict", str(table), "--law", "power", "--at", "compute=1e17", "--verify-below",
+                   "compute=3e15", "--starts", "2", "--bootstrap", "8", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0 and "95% interval of one run" in printed and "coverage:" in printed
+    record = json.loads(out.read_text())
+    (prediction,) = record["predictions"]["power"]
+    assert prediction["at"] == {"compute": 1e17} and prediction["low"] < prediction["value"] < prediction["high"]
+    checked = record["verifications"]["power"]
+    assert checked["column"] == "compute" and all(row["position"] >= 3e15 for row in checked["rows"])
+    assert checked["coverage"] == sum(row["inside"] for row in checked["rows"]) / len(checked["rows"])
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--law", "power", "--at", "compute"], "bad --at 'compute': write --at compute=VALUE"),
+    (["--law", "power", "--at", "flops=1e18"], "power takes compute (or x), not 'flops'"),
+    (["--law", "chinchilla", "--at", "compute=1e18"], "chinchilla takes params, examples_seen"),
+    (["--law", "chinchilla", "--at", "params=1e8"], "chinchilla needs 2 input(s)"),
+    (["--law", "power", "--verify-below", "compute"], "bad --verify-below 'compute'"),
+    (["--law", "power", "--verify-below", "flops=1e15"], "needs column(s) ['flops']"),
+    (["--law", "power", "--verify-below", "compute=1e30"], "leaves no row at or above it"),
+    (["--at", "compute=1e18"], "predict needs the law to predict with: --law LAW"),
+    (["--law", "power"], "predict needs --at COLUMN=VALUE"),
+    (["--law", "power", "--at", "compute=1e18", "--bootstrap", "0"], "give --bootstrap N with N >= 2"),
+])
+def test_bad_predict_input_is_one_error_line_with_status_2(table, capsys, arguments, message):
+    status = main(["predict", str(table), *arguments])
+    error = capsys.readouterr().err
+    assert status == 2 and error.startswith("error: ") and error.count("\n") == 1 and message in error
+
+
+def test_report_verify_below_that_leaves_no_held_out_row_is_refused_before_any_fit(table, tmp_path, capsys):
+    status = main(["report", str(table), "--out", str(tmp_path / "report"), "--verify-below", "compute=1e30"])
+    error = capsys.readouterr().err
+    assert status == 2 and error.count("\n") == 1 and "leaves no row at or above it" in error
+    assert not (tmp_path / "report").exists()
+
+
 def test_plot_on_a_single_model_size_draws_what_it_can_and_warns_about_the_rest(table, tmp_path, capsys):
     import pandas as pd
 
@@ -115,6 +198,24 @@ def test_plot_on_a_single_model_size_draws_what_it_can_and_warns_about_the_rest(
     assert "skipped figure isoflop" in printed
     assert "skipped law chinchilla" in printed and "single value" in printed
     assert (tmp_path / "figures" / "error_vs_compute.png").exists()
+
+
+def test_the_terminal_flags_a_degenerate_frontier(capsys):
+    from analysis.bootstrap import Estimate
+    from analysis.commands import _print_frontiers
+    from analysis.degenerate import allocation_problems
+    from analysis.frontier import Allocation
+
+    compute = np.geomspace(1e13, 1e15, 6)  # the issue's case: N_opt read off two distinct model sizes
+    n_opt = np.array([1e5, 1e5, 1e5, 1e6, 1e6, 1e6])
+    envelope = Allocation("envelope (Hoffmann approach 1)", compute, n_opt, compute / (6 * n_opt),
+                          Estimate(1.039, 0.0, 1.066), Estimate(-0.039, -0.066, 0.0), 1.0, 1.0)
+    study = argparse.Namespace(envelope=argparse.Namespace(allocation=envelope), isoflop=None, parametric=None,
+                               problems={envelope.method: allocation_problems(envelope)})
+    _print_frontiers(study)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("envelope (Hoffmann approach 1): N_opt ∝ C^1.04 [0, 1.07]")
+    assert "DEGENERATE: " in line and "N_opt from 2 distinct model sizes (< 3)" in line
 
 
 def test_module_runs_on_its_own():

@@ -1,20 +1,21 @@
-"""The fit: bad input is refused with a clear message, trouble is warned about, options do what they say."""
+"""The fit: bad input is refused with a clear message, trouble is warned about, options do what they say. Data
+come from the laws written out by hand (tests/law_formulas.py), never from the `predict` the fit inverts."""
 
 import numpy as np
 import pytest
+from law_formulas import chinchilla, noisy, power
 
 from analysis.bootstrap import bootstrap
 from analysis.errors import AnalysisError
 from analysis.fit import fit_law, start_grid
 from analysis.laws import CHINCHILLA, M4, POWER, SATURATING, predict
-from analysis.synthetic import sample_law
 
 COMPUTE = np.geomspace(1e15, 1e20, 30)
 TRUTH = {"a": 40.0, "b": 0.1}
 
 
 def power_data(noise=0.01, seed=0):
-    return COMPUTE.copy(), sample_law(POWER, TRUTH, (COMPUTE,), noise=noise, seed=seed)
+    return COMPUTE.copy(), noisy(power(COMPUTE, **TRUTH), noise, seed)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -61,8 +62,7 @@ def test_zero_weights_do_not_count_as_points():
 
 def test_a_single_model_size_is_an_error_for_a_joint_law():
     sizes, seen = np.full(20, 1e7), np.geomspace(1e6, 1e9, 20)
-    y = sample_law(CHINCHILLA, {"E": 0.1, "A": 20.0, "B": 12.0, "alpha": 0.34, "beta": 0.28}, (sizes, seen),
-                   noise=0.01, seed=0)
+    y = noisy(chinchilla(sizes, seen, E=0.1, A=20.0, B=12.0, alpha=0.34, beta=0.28), 0.01, seed=0)
     with pytest.raises(AnalysisError, match=r"'params' has a single value.*add runs of other sizes"):
         fit_law(CHINCHILLA, (sizes, seen), y, starts=2, x_names=["params", "examples_seen"])
 
@@ -82,7 +82,7 @@ def test_fit_that_does_not_converge_says_so():
 
 def test_parameter_pinned_at_a_bound_is_warned_about():
     x = COMPUTE
-    y = sample_law(POWER, {"a": 1e30, "b": 2.0}, (x,), noise=0.01, seed=0)
+    y = noisy(power(x, a=1e30, b=2.0), 0.01, seed=0)
     fit = fit_law(POWER, x, y, starts=2, bounds={"b": (0.0, 1.0)})
     assert fit.params["b"] == pytest.approx(1.0, abs=1e-3)
     assert any("b = 1 ran to its upper bound (1)" in warning for warning in fit.warnings)
@@ -147,6 +147,7 @@ def test_fit_predicts_with_its_parameters_in_data_units():
     x, y = power_data()
     fit = fit_law(POWER, x, y, starts=2)
     assert fit.params["a"] == pytest.approx(TRUTH["a"], rel=0.1)
+    assert fit.params["b"] == pytest.approx(TRUTH["b"], rel=0.02)
     np.testing.assert_allclose(fit.predict(x), predict(POWER, fit.params, (x,)), rtol=1e-12)
     np.testing.assert_allclose(fit.predict(x), fit.params["a"] * x ** -fit.params["b"], rtol=1e-9)
 

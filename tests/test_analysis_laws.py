@@ -1,13 +1,14 @@
-"""Each law, fitted to data generated from it with known parameters and noise, recovers the parameters
-within its bootstrap interval."""
+"""Each law's `predict` against the paper's formula written out by hand (tests/law_formulas.py), at values
+worked out by hand and across the range; and each law, fitted to data generated from that hand formula with
+known parameters and noise, recovers the parameters within its bootstrap interval."""
 
 import numpy as np
 import pytest
+from law_formulas import FORMULAS, formula, noisy
 
 from analysis.bootstrap import bootstrap
 from analysis.fit import fit_law
-from analysis.laws import LAWS, M4, get_law
-from analysis.synthetic import sample_law
+from analysis.laws import LAWS, get_law, predict
 
 CHANCE = {"random_guess": 0.999}
 COMPUTE = np.geomspace(1e12, 1e19, 40)
@@ -22,17 +23,62 @@ TRUTH = {
 }
 EXPONENTS = {"power": ["b"], "saturating": ["b"], "broken": ["c1"], "m4": ["c"], "chinchilla": ["alpha", "beta"],
              "rosenfeld": ["alpha", "beta"]}
+# Values worked out with pencil and paper: (law, parameters, inputs, random_guess or None, the law's value there).
+WORKED = [
+    ("power", {"a": 2.0, "b": 0.5}, (4.0,), None, 1.0),  # 2/sqrt(4)
+    ("power", {"a": 10.0, "b": 1.0}, (100.0,), None, 0.1),
+    ("saturating", {"a": 3.0, "b": 1.0, "c": 0.5, "d": 1.0}, (2.0,), None, 1.5),  # 3/(2+1) + 0.5
+    ("saturating", {"a": 2.0, "b": 0.5, "c": 0.1, "d": 7.0}, (9.0,), None, 0.6),  # 2/sqrt(16) + 0.1
+    ("chinchilla", {"E": 1.0, "A": 8.0, "B": 9.0, "alpha": 1 / 3, "beta": 0.5}, (8.0, 9.0), None, 8.0),  # 1+4+3
+    ("chinchilla", {"E": 1.0, "A": 8.0, "B": 9.0, "alpha": 1 / 3, "beta": 0.5}, (27.0, 4.0), None, 49 / 6),
+    # e = 1/sqrt(16) + 0.75/81^(1/4) + 0.25 = 3/4; |e/(e - i)| = 0.75/1.25 = 0.6
+    ("rosenfeld", {"a": 1.0, "alpha": 0.5, "b": 0.75, "beta": 0.25, "c_inf": 0.25}, (81.0, 16.0), 0.9, 0.54),
+    # e = 1/4 + 0.5/sqrt(9) + 0.25 = 2/3: |e/(e - i)| = (2/3)/sqrt(4/9 + 1) = 2/sqrt(13)
+    ("rosenfeld", {"a": 1.0, "alpha": 1.0, "b": 0.5, "beta": 0.5, "c_inf": 0.25}, (9.0, 4.0), 0.9,
+     0.9 * 2 / np.sqrt(13)),
+    ("broken", {"a": 0.1, "b": 2.0, "c0": 0.5, "c1": 1.0, "d1": 4.0, "f1": 1.0}, (16.0,), None, 0.2),  # .1+.5/5
+    # 0.2 + (2/3)·(1 + (3/4)^2)^(-1/2) = 0.2 + (2/3)·(4/5)
+    ("broken", {"a": 0.2, "b": 2.0, "c0": 1.0, "c1": 1.0, "d1": 4.0, "f1": 0.5}, (3.0,), None, 0.2 + 8 / 15),
+    # (0.5 - 0.1)/(1 - 0.5)^2 = 1.6 = 6.4·2^-2
+    ("m4", {"beta": 6.4, "c": -2.0, "alpha": 2.0, "e_inf": 0.1}, (2.0,), 1.0, 0.5),
+    # alpha = 1: (E - 0.2)/(1 - E) = 1/2 gives E = 7/15
+    ("m4", {"beta": 1.0, "c": -1.0, "alpha": 1.0, "e_inf": 0.2}, (2.0,), 1.0, 7 / 15),
+    ("m4_learned", {"beta": 6.4, "c": -2.0, "alpha": 2.0, "e_inf": 0.1, "span": 0.9}, (2.0,), None, 0.5),
+    ("m2", {"beta": 4.0, "c": -0.5, "e_inf": 0.1}, (16.0,), None, 1.1),  # 4/sqrt(16) + 0.1
+    ("m3", {"beta": 2.0, "c": -1.0, "gamma": 0.25}, (4.0,), None, 1.0),  # 2·(1/4 + 1/4)
+    ("m3", {"beta": 3.0, "c": -0.5, "gamma": 0.15}, (10.0,), None, 1.5),  # 3·sqrt(0.1 + 0.15)
+]
 
 
-def test_every_law_is_covered():
-    assert set(TRUTH) == set(LAWS)
+def constants(random_guess: float | None) -> dict[str, float] | None:
+    return None if random_guess is None else {"random_guess": random_guess}
+
+
+def test_every_law_has_a_hand_formula_and_worked_values():
+    assert set(FORMULAS) == set(LAWS)
+    assert {item[0] for item in WORKED} == set(LAWS)
+    assert set(TRUTH) <= set(LAWS)
+
+
+@pytest.mark.parametrize("name, params, x, random_guess, value", WORKED, ids=[item[0] for item in WORKED])
+def test_hand_formula_and_predict_give_the_worked_value(name, params, x, random_guess, value):
+    inputs = tuple(np.array([item]) for item in x)
+    assert formula(name, params, inputs, constants(random_guess))[0] == pytest.approx(value, rel=1e-12)
+    assert predict(get_law(name), params, inputs, constants(random_guess))[0] == pytest.approx(value, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH))
+def test_predict_matches_the_hand_formula_across_the_range(name):
+    law, truth = get_law(name), TRUTH[name]
+    x = (COMPUTE,) if len(law.inputs) == 1 else (SIZES, SEEN)
+    np.testing.assert_allclose(predict(law, truth, x, CHANCE), formula(name, truth, x, CHANCE), rtol=1e-9)
 
 
 @pytest.mark.parametrize("name", sorted(TRUTH))
 def test_fit_recovers_known_parameters_within_bootstrap_interval(name):
     law, truth = get_law(name), TRUTH[name]
     x = (COMPUTE,) if len(law.inputs) == 1 else (SIZES, SEEN)
-    y = sample_law(law, truth, x, noise=0.02, seed=1, constants=CHANCE)
+    y = noisy(formula(name, truth, x, CHANCE), noise=0.02, seed=1)
     fit = fit_law(law, x, y, constants=CHANCE, starts=3)
     assert fit.status == "converged" and not fit.warnings
     boot = bootstrap(fit, 32, seed=0)
@@ -48,18 +94,10 @@ def test_fit_recovers_known_parameters_within_bootstrap_interval(name):
             assert interval.high - interval.low < 0.5 * abs(true_value), (param, interval)
 
 
-def test_m4_prediction_solves_its_implicit_equation():
-    params = TRUTH["m4"]
-    error = sample_law(M4, params, (COMPUTE,), noise=0.0, seed=0, constants=CHANCE)
-    left = (error - params["e_inf"]) / (CHANCE["random_guess"] - error) ** params["alpha"]
-    np.testing.assert_allclose(left, params["beta"] * COMPUTE ** params["c"], rtol=1e-9)
-    assert np.all(np.diff(error) < 0) and np.all(error > params["e_inf"])
-
-
 def test_rosenfeld_form_tends_to_random_guess_for_tiny_models_and_data():
     law, params = get_law("rosenfeld"), TRUTH["rosenfeld"]
-    tiny = sample_law(law, params, (np.array([1.0]), np.array([1.0])), noise=0.0, seed=0, constants=CHANCE)
-    huge = sample_law(law, params, (np.array([1e30]), np.array([1e30])), noise=0.0, seed=0, constants=CHANCE)
+    tiny = predict(law, params, (np.array([1.0]), np.array([1.0])), CHANCE)
+    huge = predict(law, params, (np.array([1e30]), np.array([1e30])), CHANCE)
     assert tiny[0] == pytest.approx(CHANCE["random_guess"], rel=1e-4)
     c_inf = params["c_inf"]
     assert huge[0] == pytest.approx(CHANCE["random_guess"] * c_inf / np.sqrt(c_inf**2 + 1), rel=1e-6)

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from analysis.lbfgs import CONVERGED, OUT_OF_EVALUATIONS, STALLED, minimise
+from analysis.lbfgs import CONVERGED, OUT_OF_EVALUATIONS, PRUNED, STALLED, minimise
 
 
 def rosenbrock(x, weights, data):
@@ -45,3 +45,18 @@ def test_a_start_with_no_finite_value_stalls_and_a_short_budget_runs_out():
         short = minimise(rosenbrock, np.array([[-1.5, 2.0]]), np.ones((1, 1)), None, max_evaluations=5)
     assert np.all(nowhere.status == STALLED) and np.all(np.isinf(nowhere.value))
     assert short.status[0] == OUT_OF_EVALUATIONS and short.evaluations[0] == 5
+
+
+def test_a_round_keeps_the_lowest_starts_and_stops_the_rest_where_they_are():
+    starts = np.random.default_rng(2).uniform(-3.0, 3.0, size=(40, 2))
+    with jax.enable_x64(True):
+        minima = minimise(weighted_mean_target, starts, np.ones((40, 5)), jnp.arange(5.0), rounds=[(1, 12)])
+    # after one evaluation each start has only its value at the start: the 12 lowest there go on
+    at_start = np.sum((starts[:, :1] - np.arange(5.0)) ** 2, axis=1) + (starts[:, 1] + 1.0) ** 2
+    kept = np.argsort(at_start)[:12]
+    assert set(np.flatnonzero(minima.status != PRUNED)) == set(kept)
+    assert np.all(minima.status[kept] == CONVERGED)
+    np.testing.assert_allclose(minima.x[kept], np.tile([2.0, -1.0], (12, 1)), atol=1e-5)
+    pruned = minima.status == PRUNED
+    np.testing.assert_array_equal(minima.x[pruned], starts[pruned])
+    assert np.all(minima.evaluations[pruned] == 1)

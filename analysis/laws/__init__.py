@@ -6,16 +6,18 @@ from analysis.errors import AnalysisError
 from analysis.laws.base import Derived, Law, Param, predict
 from analysis.laws.broken import BROKEN
 from analysis.laws.chinchilla import CHINCHILLA
-from analysis.laws.m4 import M4
+from analysis.laws.m2 import M2
+from analysis.laws.m3 import M3
+from analysis.laws.m4 import M4, M4_LEARNED
 from analysis.laws.power import POWER
 from analysis.laws.rosenfeld import ROSENFELD
 from analysis.laws.saturating import SATURATING
 
-LAWS = {law.name: law for law in (POWER, SATURATING, CHINCHILLA, ROSENFELD, BROKEN, M4)}
+LAWS = {law.name: law for law in (POWER, SATURATING, CHINCHILLA, ROSENFELD, BROKEN, M4, M2, M3, M4_LEARNED)}
 
 __all__ = [
-    "BROKEN", "CHINCHILLA", "LAWS", "M4", "POWER", "ROSENFELD", "SATURATING", "Derived", "Law", "Param", "get_law",
-    "predict",
+    "BROKEN", "CHINCHILLA", "LAWS", "M2", "M3", "M4", "M4_LEARNED", "POWER", "ROSENFELD", "SATURATING", "Derived",
+    "Law", "Param", "get_law", "predict",
 ]
 
 

@@ -1,7 +1,9 @@
-"""The M4 estimator of Alabdulmohsin et al. 2022: (E - E_inf) / (eps0 - E)^alpha = beta·x^c."""
+"""The M4 estimator of Alabdulmohsin et al. 2022: (E - E_inf) / (eps0 - E)^alpha = beta·x^c, with eps0 the
+random-guess error held fixed (`m4`) or fitted (`m4_learned`, as their code does by default)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -9,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from analysis.laws.base import Law, Param, Params, log_grid
+from analysis.laws.base import Derived, Law, Param, Params, log_grid
 
 NEWTON_STEPS = 8  # from the asymptotic start below, the residual reaches rounding level in about 8
 
@@ -63,4 +65,27 @@ M4 = Law(
     log_predict=_log_predict,
     to_data_units=_to_data_units,
     constants=("random_guess",),
+)
+
+
+def _log_predict_learned(p: Params, log_x: Sequence[jax.Array], constants: Params) -> jax.Array:
+    return _log_predict(p, log_x, {"random_guess": p["e_inf"] + p["span"]})
+
+
+def _to_data_units_learned(p: Params, x_scales: Sequence[float], y_scale: float) -> dict[str, np.ndarray]:
+    return {**_to_data_units(p, x_scales, y_scale), "span": p["span"] * y_scale}
+
+
+M4_LEARNED = dataclasses.replace(
+    M4,
+    name="m4_learned",
+    formula="(E - e_inf)/(eps0 - E)^alpha = beta·x^c, eps0 = e_inf + span fitted",
+    source="estimator M4 of Alabdulmohsin, Neyshabur and Zhai 2022 (NeurIPS), eq. 4, with the random-guess level "
+    "eps0 learned as their code does by default (google-research/revisiting_neural_scaling_laws/methods/m4.py: "
+    "update_err_0=True); eps0 is written e_inf + span so that it stays above e_inf",
+    params=(*M4.params, Param("span", 0.0, math.inf, (0.5, 2.0, 8.0), "eps0 - e_inf", unit_free=False)),
+    log_predict=_log_predict_learned,
+    to_data_units=_to_data_units_learned,
+    constants=(),
+    derived=(Derived("eps0", "the fitted random-guess level: e_inf + span", lambda p: p["e_inf"] + p["span"]),),
 )

@@ -12,6 +12,7 @@ from analysis.plots.allocation import has_allocations, optimal_allocation
 from analysis.plots.curves import error_vs_compute, error_vs_data, error_vs_params
 from analysis.plots.isoflop import isoflop_curves
 from analysis.plots.style import FORMATS, paper_style, save
+from analysis.plots.verify import predicted_vs_observed
 from analysis.study import Study
 
 FIGURES: dict[str, tuple[Callable[[Study], Figure], Callable[[Study], str | None]]] = {
@@ -21,6 +22,8 @@ FIGURES: dict[str, tuple[Callable[[Study], Figure], Callable[[Study], str | None
     "error_vs_params": (error_vs_params, lambda study: _needs(study, "params", "examples_seen")),
     "optimal_allocation": (optimal_allocation,
                            lambda study: None if has_allocations(study) else "no frontier could be computed"),
+    "predicted_vs_observed": (predicted_vs_observed,
+                              lambda study: None if study.verification else "no predict-then-verify check (see above)"),
 }
 
 

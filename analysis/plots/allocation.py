@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.plots.style import DOUBLE, label, legend_below, new_figure
+from analysis.numbers import interval, number
+from analysis.plots.style import DOUBLE, degenerate_box, label, legend_below, new_figure
 from analysis.study import Study
 
-EXTEND = 10.0  # power laws are drawn this factor beyond the optima (dashed)
 STYLES = {  # by the first word of the approach's name
     "envelope": {"marker": ".", "color": "tab:gray", "markersize": 4},
     "IsoFLOP": {"marker": "*", "color": "tab:blue", "markersize": 9,
@@ -18,7 +18,8 @@ STYLES = {  # by the first word of the approach's name
 
 
 def optimal_allocation(study: Study) -> Figure:
-    """Two panels, N_opt and D_opt against compute, one colour per approach, exponents in the legend."""
+    """Two panels, N_opt and D_opt against compute, one colour per approach, exponents in the legend, drawn on
+    to the study's extrapolation factor; degenerate approaches marked in the legend and in a red box."""
     figure, (left, right) = new_figure(DOUBLE, columns=2)
     allocations = [part for part in (study.envelope and study.envelope.allocation,
                                      study.isoflop and study.isoflop.allocation, study.parametric) if part]
@@ -31,18 +32,22 @@ def optimal_allocation(study: Study) -> Figure:
             short = allocation.method.split(" (")[0]
             ax.plot(allocation.compute, optima, linestyle="none", **style)
             inside = np.geomspace(allocation.compute.min(), allocation.compute.max(), 50)
-            beyond = np.geomspace(allocation.compute.max(), allocation.compute.max() * EXTEND, 20)
-            interval = f" [{exponent.low:.2f}, {exponent.high:.2f}]" if np.isfinite(exponent.low) else ""
+            beyond = np.geomspace(allocation.compute.max(), allocation.compute.max() * study.extrapolation, 20)
+            bounds = f" {interval(exponent, missing='')}".rstrip()
+            flag = " (degenerate)" if study.problems.get(allocation.method) else ""
             ax.plot(inside, fitted(inside), color=style["color"])
             ax.plot(beyond, fitted(beyond), color=style["color"], linestyle="--")
-            ax.plot([], [], linestyle="-", label=f"{short}: {exponent.value:.3f}{interval}", **style)
+            ax.plot([], [], linestyle="-", label=f"{short}: {number(exponent.value)}{bounds}{flag}", **style)
     left.set_ylabel("Optimal parameters N_opt")
     right.set_ylabel("Optimal examples D_opt")
     left.set_title("Compute-optimal model size")
     right.set_title("Compute-optimal data size")
+    flagged = [f"{part.method.split(' (')[0]}: {'; '.join(study.problems[part.method])}"
+               for part in allocations if study.problems.get(part.method)]
+    degenerate_box(left, "frontier", flagged)
     for ax in (left, right):
         ax.set_xlabel(label("compute"))
-        ax.plot([], [], color="0.4", linestyle="--", label=f"extrapolation (x{EXTEND:g})")
+        ax.plot([], [], color="0.4", linestyle="--", label=f"extrapolation (x{study.extrapolation:g})")
         legend_below(ax, columns=1, title="optima, and the exponent of their power law [interval]",
                      title_fontsize=7.5)
     return figure

@@ -9,14 +9,14 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from analysis.plots.style import decimal_ticks, label, legend_below, new_figure, power_of_ten, size_norm
-from analysis.points import final_rows
+from analysis.plots.style import decimal_ticks, degenerate_box, label, legend_below, new_figure, power_of_ten, size_norm
+from analysis.points import TIE, final_rows
 from analysis.request import FittedLaw
-from analysis.study import Study
+from analysis.study import EXTRAPOLATION, Study
 
-EXTRAPOLATE = 30.0  # the frontier is drawn this factor beyond the largest compute
 RUN_COLORS = "viridis"
 DATA_COLORS = "plasma"
+MAX_DATA_CURVES = 6  # error_vs_params draws the joint law at this many of the data sizes run, at most
 
 
 def error_vs_compute(study: Study) -> Figure:
@@ -27,7 +27,9 @@ def error_vs_compute(study: Study) -> Figure:
     figure, (ax,) = new_figure()
     _runs(figure, ax, study.results.frame, x, study.y)
     if frontier:
-        draw_frontier(ax, frontier)
+        draw_frontier(ax, frontier, study.extrapolation, float(study.results.frame[x].max()))
+        _prediction(ax, study)
+        degenerate_box(ax, f"{frontier.fit.law.name} fit", study.problems.get(frontier.fit.law.name, ()))
     ax.set_title(f"{label(study.y)} against {'compute' if x == 'compute' else x}")
     decimal_ticks(ax)
     legend_below(ax)
@@ -46,6 +48,7 @@ def error_vs_data(study: Study) -> Figure:
             ax.plot(seen, joint.fit.predict(np.full_like(seen, size), seen), color=ScalarMappable(norm, RUN_COLORS)
                     .to_rgba(size), linestyle=":", linewidth=1.0)
         ax.plot([], [], color="0.3", linestyle=":", label=f"{joint.fit.law.name} fit, per model size")
+        degenerate_box(ax, f"{joint.fit.law.name} fit", study.problems.get(joint.fit.law.name, ()))
     ax.set_title(f"{label(study.y)} against data seen")
     decimal_ticks(ax)
     legend_below(ax)
@@ -53,8 +56,8 @@ def error_vs_data(study: Study) -> Figure:
 
 
 def error_vs_params(study: Study) -> Figure:
-    """Each run's final error against model size, coloured by examples seen, with the joint law at three
-    data sizes (same colours) and its limit of unlimited data."""
+    """Each run's final error against model size, coloured by examples seen, with the joint law at the data
+    sizes the runs ended at (up to MAX_DATA_CURVES of them, same colours) and its limit of unlimited data."""
     figure, (ax,) = new_figure()
     final = final_rows(study.results.frame)
     norm = size_norm(final["examples_seen"])
@@ -63,12 +66,13 @@ def error_vs_params(study: Study) -> Figure:
                edgecolors="none", label="final error of a run")
     joint = study.joint
     if joint and joint.request.x == ("params", "examples_seen"):
-        sizes = np.geomspace(final["params"].min() / 2, final["params"].max() * 2, 80)
-        for seen in np.quantile(final["examples_seen"], [0.1, 0.5, 0.9]):
+        sizes = np.geomspace(final["params"].min(), final["params"].max(), 80)
+        for seen in data_sizes(final["examples_seen"].to_numpy(dtype=np.float64)):
             ax.plot(sizes, joint.fit.predict(sizes, np.full_like(sizes, seen)), color=colors.to_rgba(seen),
                     linestyle="--", linewidth=1.0, label=f"{joint.fit.law.name} fit, D = {power_of_ten(seen)}")
         ax.plot(sizes, joint.fit.predict(sizes, np.full_like(sizes, 1e30)), color="black", linewidth=1.0,
                 label=f"{joint.fit.law.name} fit, unlimited data")
+        degenerate_box(ax, f"{joint.fit.law.name} fit", study.problems.get(joint.fit.law.name, ()))
     figure.colorbar(colors, ax=ax, label=label("examples_seen"))
     ax.set_xlabel(label("params"))
     ax.set_ylabel(label(study.y))
@@ -76,6 +80,27 @@ def error_vs_params(study: Study) -> Figure:
     decimal_ticks(ax)
     legend_below(ax)
     return figure
+
+
+def _prediction(ax: Axes, study: Study) -> None:
+    """The headline's prediction at `extrapolation` times the largest compute, with its interval."""
+    headline = study.headline
+    if headline.predicted is None:
+        return
+    value, low, high = headline.predicted.value, headline.predicted.low, headline.predicted.high
+    errors = [[value - low], [high - value]] if np.isfinite(low) else None
+    ax.errorbar([headline.at], [value], yerr=errors, marker="D", markersize=4, color="tab:red", capsize=2,
+                linestyle="none", zorder=6, label=f"prediction at x{headline.extrapolation:g} the largest compute")
+
+
+def data_sizes(seen: np.ndarray, most: int = MAX_DATA_CURVES) -> np.ndarray:
+    """Data sizes the runs ended at (values within 1% count as one, the smallest kept): all of them, or `most`
+    spread evenly over them in order."""
+    ordered = np.sort(seen)
+    distinct = ordered[np.concatenate([[True], np.diff(np.log(ordered)) > np.log1p(TIE)])]
+    if distinct.size <= most:
+        return distinct
+    return distinct[np.unique(np.round(np.linspace(0, distinct.size - 1, most)).astype(int))]
 
 
 def _runs(figure: Figure, ax: Axes, frame: pd.DataFrame, x: str, y: str) -> LogNorm | None:
@@ -96,17 +121,20 @@ def _runs(figure: Figure, ax: Axes, frame: pd.DataFrame, x: str, y: str) -> LogN
     return norm
 
 
-def draw_frontier(ax: Axes, fitted: FittedLaw) -> None:
-    """The fitted law over the data (solid), beyond it (dashed), its band, and the points it was fitted to."""
+def draw_frontier(ax: Axes, fitted: FittedLaw, extrapolation: float = EXTRAPOLATION,
+                  largest: float | None = None) -> None:
+    """The fitted law over its points (solid) and on to `extrapolation` times the `largest` x (default: of its
+    points; dashed), its band, and the points it was fitted to."""
     x, y = fitted.request.x[0], fitted.request.y
     low, high = fitted.rows[x].min(), fitted.rows[x].max()
-    inside, beyond = np.geomspace(low, high, 120), np.geomspace(high, high * EXTRAPOLATE, 40)
+    end = (high if largest is None else max(high, largest)) * extrapolation
+    inside, beyond = np.geomspace(low, high, 120), np.geomspace(high, end, 40)
     ax.scatter(fitted.rows[x], fitted.rows[y], s=22, facecolors="none", edgecolors="black", linewidths=0.8,
                zorder=4, label=f"{fitted.request.points} points (fitted)")
     ax.plot(inside, fitted.fit.predict(inside), color="black", zorder=5,
             label=f"{fitted.fit.law.name}: {fitted.fit.law.formula}")
     ax.plot(beyond, fitted.fit.predict(beyond), color="black", linestyle="--", zorder=5,
-            label=f"extrapolation (x{EXTRAPOLATE:g})")
+            label=f"extrapolation (x{extrapolation:g})")
     if fitted.boot and len(next(iter(fitted.boot.samples.values()))) >= 2:
         both = np.concatenate([inside, beyond[1:]])
         band_low, band_high = fitted.boot.band(both)

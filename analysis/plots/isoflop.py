@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 
-from analysis.plots.style import decimal_ticks, label, legend_below, new_figure, power_of_ten, size_norm
+from analysis.plots.style import decimal_ticks, degenerate_box, label, legend_below, new_figure, power_of_ten, size_norm
 from analysis.study import Study
 
 BUDGET_COLORS = "cividis"
@@ -33,6 +33,7 @@ def isoflop_curves(study: Study) -> Figure:
     ax.set_xlabel(label("params"))
     ax.set_ylabel(f"Final {label(study.y).lower()}")
     ax.set_title("IsoFLOP curves (parabolas in log N)")
+    degenerate_box(ax, "IsoFLOP frontier", study.problems.get(study.isoflop.allocation.method, ()))
     decimal_ticks(ax)
     legend_below(ax)
     return figure

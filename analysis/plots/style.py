@@ -6,6 +6,7 @@ Figures are built on matplotlib.figure.Figure directly: no pyplot, no global bac
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
+
+from analysis.numbers import DIGITS
 
 FORMATS = ("png", "svg", "pdf")
 SINGLE = (5.0, 4.2)  # inches, legend below included: readable at the width of a paper column pair
@@ -63,15 +66,27 @@ def decimal_ticks(ax: Axes) -> None:
 
 
 def power_of_ten(value: float) -> str:
-    """`value` as mathtext with two significant digits, e.g. 3.2×10^15 or 10^16."""
-    mantissa, exponent = f"{value:.1e}".split("e")
+    """`value` as mathtext with analysis.numbers' significant digits, e.g. 3.21×10^15 or 10^16."""
+    mantissa, exponent = f"{value:.{DIGITS - 1}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
     power = f"10^{{{int(exponent)}}}"
-    return f"${power}$" if mantissa == "1.0" else f"${mantissa.rstrip('0').rstrip('.')}\\times{power}$"
+    return f"${power}$" if mantissa == "1" else f"${mantissa}\\times{power}$"
 
 
 def legend_below(ax: Axes, columns: int = 2, **options: object) -> None:
     """A legend under the axes, where it cannot hide data."""
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=columns, **options)
+
+
+def degenerate_box(ax: Axes, what: str, problems: Sequence[str]) -> None:
+    """A red box in the axes' upper right saying that `what` (e.g. 'saturating fit') is degenerate and why;
+    nothing when `problems` is empty."""
+    if not problems:
+        return
+    text = "\n".join(textwrap.wrap(f"degenerate {what}: {'; '.join(problems)}", 48))
+    ax.text(0.98, 0.98, text, transform=ax.transAxes, ha="right", va="top", fontsize=7, color="#b00020",
+            zorder=10, bbox={"boxstyle": "round,pad=0.3", "facecolor": "#fdecec", "edgecolor": "#b00020",
+                             "linewidth": 0.8})
 
 
 def label(column: str) -> str:
