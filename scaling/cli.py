@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scaling", description="JAX scaling-law research suite for ImageNet: train Flax models of any size."
     )
+    parser.add_argument("--version", action="version", version=f"scaling {_version()}",
+                        help="print the installed version of the suite and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser(
         "train", help="train and evaluate one model from a config file",
@@ -145,3 +147,13 @@ def _train(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml's), or "unknown" when run from a tree that is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imagenet-scaling")
+    except PackageNotFoundError:
+        return "unknown"
