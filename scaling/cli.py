@@ -54,6 +54,16 @@ per device, FLOPs per step and each parameter group's layout, e.g.
 """
 
 
+def _version() -> str:
+    """The installed package's version (pyproject.toml's), or "unknown" when run from a tree that is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imagenet-scaling")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `scaling` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -148,12 +158,3 @@ def _train(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def _version() -> str:
-    """The installed package's version (pyproject.toml's), or "unknown" when run from a tree that is not installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("imagenet-scaling")
-    except PackageNotFoundError:
-        return "unknown"

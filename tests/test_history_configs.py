@@ -2,6 +2,7 @@
 and records the published result it should reproduce."""
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import mock_imagenet
@@ -20,10 +21,17 @@ TINY = {
 }
 
 
+@pytest.fixture(scope="module")
+def imagenet_cache(tmp_path_factory) -> Path:
+    """One image cache of the mock imagenet2012 for every recipe: the first builds it, the others read it (all take
+    the same splits at 32 pixels with the same centre crop)."""
+    return tmp_path_factory.mktemp("imagenet_cache")
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_history_recipe_trains_two_steps_and_records_its_reference(name, tmp_path):
+def test_history_recipe_trains_two_steps_and_records_its_reference(name, imagenet_cache, tmp_path):
     config = load_config(f"configs/history/{name}.py", [
-        *TINY[name], f"data.cache_dir={tmp_path / 'cache'}", "data.resolution=32", "data.pipeline=cache",
+        *TINY[name], f"data.cache_dir={imagenet_cache}", "data.resolution=32", "data.pipeline=cache",
         "train.epochs=None", "train.steps=2", "train.batch_size=8", "train.eval_batch_size=16", "wandb.mode=disabled",
     ])
     assert config.data.name == "imagenet2012" and 0 < config.reference.top1_error < 0.5

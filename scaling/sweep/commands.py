@@ -79,7 +79,7 @@ def _show(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from scaling.sweep.gpus import visible_gpus
     from scaling.sweep.local import SweepStopped, run_local
-    from scaling.sweep.planning import format_plan, plan_points
+    from scaling.sweep.planning import format_plan, plan_points, planned_work
     from scaling.sweep.spec import dependency_waves, load_sweep
 
     if args.parallel is not None and args.parallel < 1:
@@ -89,7 +89,9 @@ def _run(args: argparse.Namespace) -> int:
     env = parse_env(args.env)
     gpus = visible_gpus() if args.launcher == "local" else []
     sweep = load_sweep(args.sweep_file)
-    print(format_plan(sweep.points, plan_points(sweep.points)))
+    plans = plan_points(sweep.points)
+    print(format_plan(sweep.points, plans))
+    work = planned_work(sweep.points, plans)
     pack_size = args.pack or sweep.pack_size
     statuses: dict[str, str] = {}
     with claim_folder(args.root, f"sweep root {args.root}", SWEEP_LOCK):  # one `sweep run` per root
@@ -99,11 +101,11 @@ def _run(args: argparse.Namespace) -> int:
 
                 statuses |= run_slurm(wave, args.root, wandb=args.wandb, partition=args.partition,
                                       pack_size=pack_size, timeout_min=args.timeout_min,
-                                      gpus_per_node=args.gpus_per_node, env=env)
+                                      gpus_per_node=args.gpus_per_node, env=env, work=work)
                 continue
             try:
                 statuses |= run_local(wave, args.root, parallel=args.parallel or len(gpus) or 1, wandb=args.wandb,
-                                      pack_size=pack_size, gpus=gpus, env=env)
+                                      pack_size=pack_size, gpus=gpus, env=env, work=work)
             except SweepStopped as stopped:
                 print(f"sweep {sweep.name}: {stopped}", file=sys.stderr)
                 return PREEMPTED_EXIT

@@ -37,13 +37,14 @@ class SweepStopped(Exception):
 def run_local(
     points: list[SweepPoint], root: Path, parallel: int = 1, wandb: str | None = None, pack_size: int = 1,
     gpus: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-    on_finish: Callable[[SweepPoint, str], None] | None = None,
+    on_finish: Callable[[SweepPoint, str], None] | None = None, work: Mapping[str, float] | None = None,
 ) -> dict[str, str]:
     """Run every point without a final result, `parallel` units at a time; return {run_id: status}.
 
     Points that may share a program are packed `pack_size` at a time (jax.vmap). Each worker gets
     an equal share of this machine's CPU cores and its part of `gpus` (default: `visible_gpus()`; see
-    `assign_gpus`), and `env` on top of the inherited environment. A unit that dies without writing
+    `assign_gpus`), and `env` on top of the inherited environment. `work` (run id -> planned FLOPs,
+    `planned_work`) weighs the progress line's ETA. A unit that dies without writing
     results has its points recorded as failed with its log's tail.
     SIGTERM is passed on to the running workers (they checkpoint and stop as preempted), no unit starts
     after it, and SweepStopped is raised once they have stopped; on any other way out the workers are
@@ -51,7 +52,7 @@ def run_local(
     """
     root.mkdir(parents=True, exist_ok=True)
     todo = launch_units([point for point in points if not is_done(root, point)], pack_size)
-    progress = SweepProgress(total=len(points), already_done=len(points) - sum(map(len, todo)))
+    progress = SweepProgress.of_launch(len(points), todo, work)
     slot_envs = worker_envs(root, parallel, visible_gpus() if gpus is None else gpus, env or {})
     workers = _Workers()
     statuses: dict[str, str] = {}

@@ -18,6 +18,13 @@ def plan_points(points: list[SweepPoint]) -> list[RunPlan]:
     return plans
 
 
+def planned_work(points: list[SweepPoint], plans: list[RunPlan]) -> dict[str, float]:
+    """Each point's training FLOPs still to run when it starts: a cooldown branch resumes its trunk's checkpoint,
+    so only its steps after the branch point count (what the sweep's ETA weighs runs by)."""
+    return {point.run_id: plan.compute * (plan.num_steps - (plan.branch_step or 0)) / plan.num_steps
+            for point, plan in zip(points, plans, strict=True)}
+
+
 def format_plan(points: list[SweepPoint], plans: list[RunPlan]) -> str:
     """A table of the expanded grid with params, train FLOPs per example, steps and planned compute."""
     header = f"{'run id':<48} {'params':>12} {'FLOPs/example':>14} {'examples':>9} {'steps':>7} {'compute':>10}"

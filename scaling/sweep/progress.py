@@ -5,22 +5,36 @@ from __future__ import annotations
 import datetime
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from analysis.table.contract import Status
 
 
 class SweepProgress:
-    """Prints one line per started and finished run, with counts and an ETA from the finished runs."""
+    """Prints one line per started and finished run, with counts and an ETA.
 
-    def __init__(self, total: int, already_done: int):
+    The ETA weighs the runs to run by their planned work (`work`: run id -> the FLOPs it has to train, a cooldown
+    branch only its own steps; without it, one unit each): the work left at the rate of the work finished here,
+    so a sweep that ends with its largest models is not promised done after its small ones.
+    """
+
+    def __init__(self, total: int, already_done: int, work: Mapping[str, float] | None = None):
         self.total, self.done, self.failed, self.running = total, already_done, 0, 0
         self.start = time.monotonic()
-        self.finished_here = 0
+        self.work = dict(work or {})  # of the runs to run here
+        self.work_left = sum(self.work.values()) if self.work else float(total - already_done)
+        self.work_done = 0.0
         print(
             f"sweep: {total} runs, {already_done} already done, {total - already_done} to run",
             file=sys.stderr, flush=True,
         )
+
+    @classmethod
+    def of_launch(cls, total: int, todo: list[list[Any]], work: Mapping[str, float] | None) -> SweepProgress:
+        """The display of a launch of `total` points whose launch units `todo` (lists of points) are still to run."""
+        to_run = [point.run_id for unit in todo for point in unit]
+        return cls(total, total - len(to_run), {run_id: work[run_id] for run_id in to_run} if work else None)
 
     def started(self, run_id: str) -> None:
         """Note that a run started."""
@@ -30,7 +44,7 @@ class SweepProgress:
     def finished(self, run_id: str, status: str, seconds: float, result: dict[str, Any] | None) -> None:
         """Note that a run ended with `status`."""
         self.running -= 1
-        self.finished_here += 1
+        self.work_done += self._work(run_id)
         self.done += 1
         self.failed += status in (Status.FAILED, Status.DIVERGED)
         error = (result or {}).get("final_eval") or {}
@@ -41,11 +55,14 @@ class SweepProgress:
         """Print the final counts."""
         self._line("sweep finished")
 
+    def _work(self, run_id: str) -> float:
+        return self.work[run_id] if self.work else 1.0
+
     def _line(self, event: str) -> None:
         elapsed = time.monotonic() - self.start
-        remaining = self.total - self.done
-        if self.finished_here:
-            eta = str(datetime.timedelta(seconds=round(elapsed / self.finished_here * remaining)))
+        if self.work_done > 0:
+            remaining = max(self.work_left - self.work_done, 0.0)
+            eta = str(datetime.timedelta(seconds=round(elapsed / self.work_done * remaining)))
         else:
             eta = "?"
         print(

@@ -72,7 +72,7 @@ def run_slurm(
     timeout_min: int = 60, cpus_per_task: int = 4, gpus_per_node: int = 0, array_parallelism: int = 64,
     pack_size: int = 1,
     env: Mapping[str, str] | None = None, folder: Path | None = None,
-    on_finish: Callable[[SweepPoint, str], None] | None = None,
+    on_finish: Callable[[SweepPoint, str], None] | None = None, work: Mapping[str, float] | None = None,
 ) -> dict[str, str]:
     """Run every point without a final result as one Slurm job array, wait for it; return {run_id: status}.
 
@@ -83,7 +83,8 @@ def run_slurm(
     GPUs fails its points rather than train on the CPU (`platform_error`). Jobs run this Python in the
     current directory, in the submitting environment without XLA_FLAGS (the login node's flags need not
     fit the GPU nodes), plus a compilation cache shared by the sweep's runs (as the local launcher's),
-    plus `env` (which may set XLA_FLAGS). submitit's
+    plus `env` (which may set XLA_FLAGS). `work` (run id -> planned FLOPs,
+    `planned_work`) weighs the progress line's ETA. submitit's
     files go to `folder` (default `root/.submitit/<timestamp>`, fresh per launch). A job that ends
     without a result is recorded as failed with the tail of its log; interrupting the wait cancels
     the jobs still queued or running.
@@ -92,7 +93,7 @@ def run_slurm(
     todo = launch_units([point for point in points if not is_done(root, point)], pack_size)
     if todo:
         check_slurm(partition)
-    progress = SweepProgress(total=len(points), already_done=len(points) - sum(map(len, todo)))
+    progress = SweepProgress.of_launch(len(points), todo, work)
     statuses: dict[str, str] = {}
     if todo:
         executor = submitit.SlurmExecutor(folder=folder or root / ".submitit" / time.strftime("%Y%m%d-%H%M%S"))
