@@ -1,6 +1,7 @@
 """The one result a report leads with: the frontier law with intervals, the compute-optimal exponents with
 intervals, and the law's predicted y at `extrapolation` times the largest compute. Degenerate results (see
-analysis.degenerate) are never chosen; when nothing is supported, the headline says so and why."""
+analysis.degenerate) are never chosen; when nothing is supported, the headline says so and why. A prediction
+below the evaluation set's resolution (one example in n) is said to be one that no run could measure."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from analysis.bootstrap import Estimate
 from analysis.frontier import Allocation
 from analysis.numbers import number, with_interval
 from analysis.request import FittedLaw
+from analysis.table.contract import EVAL_EXAMPLES, EVAL_SPLIT_METRICS
 from analysis.validate import positive_column
 
 ALLOCATION_ORDER = ("IsoFLOP", "parametric", "envelope")  # by the first word of the approach's name
@@ -32,6 +34,7 @@ class Headline:
     largest: float  # the largest x (compute) of the table; NaN without a law
     extrapolation: float
     predicted: Estimate | None  # the law's y at `at` (None without a law)
+    resolution: float | None = None  # 1/n of the largest evaluation set where y is counted on it, else None
 
     @property
     def at(self) -> float:
@@ -67,7 +70,18 @@ def choose_headline(laws: Sequence[FittedLaw], allocations: Sequence[Allocation]
     largest = float(positive_column(frame, law.request.x[0]).max()) if law else math.nan
     return Headline(law=law, law_why=law_why, allocation=allocation, allocation_why=allocation_why, largest=largest,
                     extrapolation=extrapolation,
-                    predicted=_prediction(law, largest * extrapolation) if law else None)
+                    predicted=_prediction(law, largest * extrapolation) if law else None,
+                    resolution=_resolution(frame, law.request.y) if law else None)
+
+
+def _resolution(frame: pd.DataFrame, y: str) -> float | None:
+    """One example's share of the largest evaluation set, where `y` is an error counted on it and the table
+    says the set's size; else None."""
+    if y not in EVAL_SPLIT_METRICS or EVAL_EXAMPLES not in frame.columns:
+        return None
+    sizes = pd.to_numeric(frame[EVAL_EXAMPLES], errors="coerce").to_numpy(dtype=np.float64)
+    sizes = sizes[np.isfinite(sizes) & (sizes >= 1)]
+    return 1.0 / float(sizes.max()) if sizes.size else None
 
 
 def _prediction(law: FittedLaw, at: float) -> Estimate:
@@ -98,6 +112,10 @@ def headline_text(headline: Headline, y: str, compute: str) -> list[str]:
         lines.append(f"Frontier law: {fit.law.name}, {fit.law.formula} with {values} ({headline.law_why}).")
         lines.append(f"Predicted {y} at {compute} = {number(headline.at)} ({headline.extrapolation:g}x the largest, "
                      f"{number(headline.largest)}): {with_interval(headline.predicted)}.")
+        if headline.resolution and headline.predicted and headline.predicted.value < headline.resolution:
+            lines.append(f"That prediction is below one example of the evaluation set (1/"
+                         f"{round(1 / headline.resolution)} = {number(headline.resolution)}): no run evaluated "
+                         f"there could measure it; read it as the trend's continuation, not a forecast.")
     else:
         lines.append(f"Frontier law: {headline.law_why}.")
     if headline.allocation:

@@ -62,6 +62,7 @@ def headline_record(headline: Headline, y: str) -> dict[str, Any]:
         "d_exponent": None if part is None else part.d_exponent.as_dict(),
         "largest_compute": headline.largest, "extrapolation": headline.extrapolation,
         "at_compute": headline.at, "predicted": None if headline.predicted is None else headline.predicted.as_dict(),
+        "eval_resolution": headline.resolution,
     }
 
 

@@ -11,6 +11,7 @@ import pytest
 from analysis.bootstrap import Estimate
 from analysis.degenerate import allocation_problems, bound_side, interval_span, law_problems
 from analysis.frontier import Allocation
+from analysis.headline import headline_text
 from analysis.laws import CHINCHILLA, POWER, SATURATING
 from analysis.plots import draw_figures
 from analysis.request import FitRequest, fit_request
@@ -119,3 +120,16 @@ def test_an_envelope_exponent_from_two_model_sizes_is_degenerate():
     assert allocation_problems(sound) == ()
     assert allocation_problems(sound, ("E at its lower bound 0",)) == ("from a degenerate law (E at its lower "
                                                                        "bound 0)",)
+
+
+def test_a_prediction_below_one_evaluation_example_is_said_to_be_unmeasurable():
+    # 5·(1e19)^-0.1 = 0.063 predicted at 10x the largest compute; an evaluation set of 20 resolves 1/20 = 0.05
+    # (not below it), one of 40 resolves 0.025 (not below), so only a set of 10 (0.1) puts it below resolution
+    for size, below in ((10, True), (20, False), (40, False)):
+        frame = power_table().assign(eval_examples=size)
+        found = run_study(Results(frame=frame, source="t", dropped=0), "top1_error", [request(POWER)], FAST)
+        assert found.headline.resolution == pytest.approx(1 / size)
+        text = " ".join(headline_text(found.headline, "top1_error", "compute"))
+        assert ("below one example of the evaluation set (1/10 = 0.1)" in text) is below
+    without = run_study(Results(frame=power_table(), source="t", dropped=0), "top1_error", [request(POWER)], FAST)
+    assert without.headline.resolution is None

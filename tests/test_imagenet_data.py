@@ -222,6 +222,7 @@ def test_label_sets_become_multi_hot_targets_and_score_any_hit():
 
     graph, state = nnx.split(Fixed())
     norm = {"mean": np.zeros(1, np.float32), "std": np.ones(1, np.float32)}
-    sums = make_eval_step(graph, 2)(state, nnx.State({}), np.zeros((2, 2, 2, 1), np.uint8), targets,
+    zeros = {key: np.float32(0) for key in ("loss", "top1_wrong", "top5_wrong", "count")}  # running totals
+    sums = make_eval_step(graph, 2)(zeros, state, nnx.State({}), np.zeros((2, 2, 2, 1), np.uint8), targets,
                                     np.ones(2, np.float32), norm)
     assert float(sums["top1_wrong"]) == 1.0 and float(sums["count"]) == 2.0  # right only where class 1 is a label
