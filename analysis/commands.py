@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.errors import AnalysisError
+from analysis.files import write_atomically
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -452,7 +453,7 @@ def figure_formats(text: str) -> list[str]:
 def write_json(path: Path, value: Any) -> None:
     """Write `value` as indented JSON (numpy numbers as numbers, NaN and infinity as null), making folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_plain(value), indent=2) + "\n")
+    write_atomically(path, json.dumps(_plain(value), indent=2) + "\n")
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from analysis.files import write_atomically
 from analysis.numbers import interval, number, with_interval
 from analysis.provenance import provenance_line
 from analysis.summary import loss_text, verification_line
@@ -102,7 +103,7 @@ def _write_page(out_dir: Path, title: str, parts: list[str]) -> Path:
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
     path = out_dir / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
+    write_atomically(path, page)
     return path
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from analysis.errors import AnalysisError
+from analysis.files import write_atomically
 from analysis.table.contract import CONFIG_FILE, RESULT_FILE
 from analysis.table.workdirs import read_json
 from scaling.config.defaults import FIELDS
@@ -90,17 +90,6 @@ def check_config(workdir: Path, config: dict[str, Any]) -> None:
 def write_result(workdir: Path, result: RunResult) -> None:
     """Write result.json atomically."""
     write_atomically(workdir / RESULT_FILE, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` by `text` at once: a reader, or a run killed meanwhile, sees the old file or the new one,
-    never half of it (the text reaches the disk before the rename)."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
 
 
 def read_result(workdir: Path) -> dict[str, Any] | None:

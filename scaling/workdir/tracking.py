@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from analysis.errors import AnalysisError
+from analysis.files import write_atomically
 from analysis.table.contract import METRICS_FILE
 from analysis.table.workdirs import read_metrics
 from scaling.errors import ConfigError, RecordError
-from scaling.workdir.records import write_atomically
 
 WANDB_ID_FILE = "wandb_run_id"
 
