@@ -14,7 +14,7 @@ from scaling.config.validation import num_train_steps, validate_config
 from scaling.data import DatasetFacts, dataset_facts
 from scaling.data.pipeline import open_dataset, plan_selection
 from scaling.data.selection import Selection
-from scaling.data.source import is_random_access
+from scaling.data.source import require_random_access
 from scaling.errors import ConfigError
 from scaling.models import ModelSpec, count_params, describe_model
 from scaling.program.flops import train_flops_per_example
@@ -64,11 +64,8 @@ def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
     """Validate `config` against its dataset and devices, and size the run from its labels and a shape-only model."""
     builder, facts = open_dataset(config.data)
     model = validate_config(config, facts)
-    if config.data.pipeline == "stream" and not is_random_access(builder):
-        raise ConfigError(
-            f"data.pipeline='stream' reads records by index, but {config.data.name} is stored as tfrecord; rebuild "
-            "it with `tfds build ... --file_format array_record` or use data.pipeline='cache'"
-        )
+    if config.data.pipeline == "stream":
+        require_random_access(builder, config.data.name, config.data.data_dir)
     _check_extra_eval(config, facts)
     selection = plan_selection(config.data, builder, facts.num_classes)
     facts = dataclasses.replace(facts, num_classes=selection.num_classes)

@@ -40,7 +40,10 @@ FIELDS: dict[str, Field] = {
     "data.eval_crop_fraction": Field(1.0, "portion", "e.g. 0.875"),
     # uint8 cache + device augmentation, or host streaming of full-resolution records
     "data.pipeline": Field("cache", ("cache", "stream")),
-    "data.cache_dir": Field(None, "str|None"),  # None: scaling_cache/ in the tfds data_dir
+    "data.cache_dir": Field(None, "str|None"),  # None: scaling_cache/ in the tfds data_dir (may be gs://)
+    # node-local copies of the caches (scaling.data.staging), e.g. "$SLURM_TMPDIR/scaling_cache"; None: read the
+    # shared ones in place
+    "data.local_cache_dir": Field(None, "str|None"),
     "data.seed": Field(0, "count"),  # seeds the class order, minival, subset order, batch order and augmentation
     # training augmentation (scaling.data.augment)
     "data.augment.inception_crop": Field(False, "bool"),  # random-resized crop (on the host when streaming)

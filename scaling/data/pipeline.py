@@ -17,6 +17,7 @@ the first NORM_ROWS images of the training order).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,13 +28,17 @@ import numpy as np
 from scaling.data.augment import Augment
 from scaling.data.cache import cache_bytes, cache_directory, cached_images, default_cache_root, split_labels
 from scaling.data.catalog import base_name, default_eval_split, eval_split
+from scaling.data.paths import as_path, is_remote
 from scaling.data.selection import Selection, select
 from scaling.data.source import DatasetFacts, builder_facts, class_names, declared_facts, open_builder
+from scaling.data.staging import staged_images
 from scaling.data.synthetic import SyntheticDataset, is_synthetic
 from scaling.data.train_batches import CachedBatches, StreamingBatches, TrainBatches
+from scaling.errors import ConfigError
 
 if TYPE_CHECKING:
     import tensorflow_datasets as tfds
+    from etils import epath
 
     Dataset = tfds.core.DatasetBuilder | SyntheticDataset  # what `open_dataset` opens
 
@@ -78,7 +83,8 @@ class CacheUse:
     labels: np.ndarray  # of the split, at order[:rows]
     image_shape: tuple[int, int, int]
     resolution: int | None
-    root: Path | None  # None: generated in host memory, never on disk (the synthetic dataset)
+    root: Path | epath.Path | None  # the (shared) cache root; None: generated in host memory (synthetic)
+    local_root: Path | None = None  # data.local_cache_dir: the run reads a node-local copy (scaling.data.staging)
 
     @property
     def directory(self) -> Path | None:
@@ -86,6 +92,13 @@ class CacheUse:
         if self.root is None:
             return None
         return cache_directory(self.builder, self.split, self.order, self.resolution, self.crop, self.root)
+
+    @property
+    def local_directory(self) -> Path | None:
+        """Its node-local copy's folder under `local_root` (None: the run reads `directory` in place)."""
+        if self.local_root is None:
+            return None
+        return cache_directory(self.builder, self.split, self.order, self.resolution, self.crop, self.local_root)
 
     @property
     def size(self) -> int:
@@ -96,8 +109,10 @@ class CacheUse:
         """The images: generated (synthetic), or memory-mapped from the cache, decoding first the rows not cached."""
         if isinstance(self.builder, SyntheticDataset):
             return self.builder.images(self.split, self.order[: self.rows])
-        return cached_images(self.builder, self.split, self.order, self.rows, self.image_shape, self.resolution,
-                             self.crop, self.root)
+        key = (self.builder, self.split, self.order, self.rows, self.image_shape, self.resolution, self.crop)
+        if self.local_root is not None:
+            return staged_images(*key, self.root, self.local_root)
+        return cached_images(*key, self.root)
 
 
 def is_imagenet_family(name: str) -> bool:
@@ -163,12 +178,37 @@ def declared_dataset_facts(data: ml_collections.ConfigDict) -> DatasetFacts:
     return declared_facts(data.name, data.data_dir, data.resolution)
 
 
-def cache_root(data: ml_collections.ConfigDict, builder: Dataset) -> Path | None:
-    """data.cache_dir, or `scaling_cache/` in the dataset's tfds data_dir; None for the synthetic dataset (in
-    memory)."""
+def cache_root(data: ml_collections.ConfigDict, builder: Dataset) -> Path | epath.Path | None:
+    """data.cache_dir, or `scaling_cache/` in the dataset's tfds data_dir (either may be gs://); None for the
+    synthetic dataset (in memory)."""
     if isinstance(builder, SyntheticDataset):
         return None
-    return Path(data.cache_dir) if data.cache_dir else default_cache_root(builder, data.data_dir)
+    return as_path(data.cache_dir) if data.cache_dir else default_cache_root(builder, data.data_dir)
+
+
+def local_cache_root(data: ml_collections.ConfigDict, root: Path | epath.Path | None) -> Path | None:
+    """data.local_cache_dir with environment variables expanded (e.g. $SLURM_TMPDIR, on the node that runs), or
+    None; a ConfigError when it is not a local folder, or when it is unset and the cache root `root` is remote
+    (a memory map needs a local file)."""
+    if root is None:
+        return None
+    if not data.local_cache_dir:
+        if is_remote(root):
+            where = "data.cache_dir" if data.cache_dir else "data.cache_dir (by default under data.data_dir)"
+            raise ConfigError(
+                f"{where} is {root}, a remote store, but the uint8 caches are memory-mapped from local files: set "
+                "data.local_cache_dir to a folder on the node's own disk, e.g. /tmp/scaling_cache or "
+                "'$SLURM_TMPDIR/scaling_cache' (each node copies the caches there)"
+            )
+        return None
+    local = os.path.expanduser(os.path.expandvars(data.local_cache_dir))
+    if is_remote(local) or "$" in local:
+        raise ConfigError(
+            f"data.local_cache_dir={data.local_cache_dir!r} must be a folder on the node's own disk"
+            + (" (an environment variable it names is not set here)" if "$" in local else "")
+            + ", e.g. /tmp/scaling_cache or '$SLURM_TMPDIR/scaling_cache'"
+        )
+    return Path(local)
 
 
 def dataset_labels(data: ml_collections.ConfigDict, builder: Dataset, split: str) -> np.ndarray:
@@ -195,12 +235,13 @@ def run_caches(
     streaming with estimated normalisation, its first NORM_ROWS images; the evaluation split restricted to the
     chosen classes; minival; each data.extra_eval set."""
     data, root = config.data, cache_root(config.data, builder)
+    local_root = local_cache_root(data, root)
     order, rows = selection.train_order, selection.train_examples
 
     def use(name: str, source: Dataset, split: str, indices: np.ndarray, count: int, crop: float,
             labels: np.ndarray) -> CacheUse:
         return CacheUse(name, source, split, indices, count, crop, labels[indices[:count]], facts.image_shape,
-                        data.resolution, root)
+                        data.resolution, root, local_root)
 
     train_labels = dataset_labels(data, builder, data.train_split)
     uses = []

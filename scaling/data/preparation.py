@@ -8,6 +8,13 @@ the first, so the tar's names are checked before anything is built (`check_valid
 names run from the first builds (with a warning), any other incomplete one is refused. The same check reads the
 file names of an already prepared validation split (`prepared_validation`, shown by `scaling data describe`).
 
+A dataset already prepared as tfrecord (which streams only in file order) is converted in place when `prepare`
+is asked for array_record (its default): each tfrecord shard is copied record by record into an array_record
+shard beside it (written under a temporary name, then renamed, so a killed conversion resumes with the shards it
+had not finished), and dataset_info.json then names array_record as the dataset's format (tfrecord as an
+alternative: the files stay, and may be deleted), so tfds reads the new shards, by index too. That is how a
+tfrecord ImageNet becomes streamable (data.pipeline='stream').
+
 Files tfds fetches from the network while building from the tars (the subset lists of imagenet2012_subset, the
 ReaL labels) are looked for first; without them and without network the build stops at once, saying which file
 to put where (tfds itself would retry the download for minutes).
@@ -21,6 +28,7 @@ import io
 import os
 import re
 import socket
+import sys
 import tarfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -30,12 +38,14 @@ from urllib.parse import urlparse
 
 from scaling.data.cache import format_bytes
 from scaling.data.catalog import CATALOG, IMAGENET_TARS, IMAGENET_URL, Entry, base_name, how_to_prepare
+from scaling.data.progress import Progress
 from scaling.data.source import (
     EMBEDDED_DATASETS,
     class_names,
     embedded_builder,
     feature_keys,
     image_sizes,
+    is_random_access,
     prepare_embedded,
     read_texts,
     tfds_builder,
@@ -227,6 +237,8 @@ def prepare(name: str, data_dir: str, file_format: str = "array_record") -> Prep
     says what is missing or wrong before anything is built. tfds reports its progress (see `quiet`)."""
     if name in EMBEDDED_DATASETS:
         prepare_embedded(name, data_dir, file_format)
+        if file_format == "array_record":
+            convert_to_array_record(embedded_builder(name, data_dir))
         return Prepared(name, embedded_builder(name, data_dir), None, None)
     entry = CATALOG.get(base_name(name))
     download_dir = Path(data_dir) / "downloads"
@@ -243,7 +255,9 @@ def prepare(name: str, data_dir: str, file_format: str = "array_record") -> Prep
                 f"{validation.problem} ({validation.count:,} images), so tfds gave the images after it wrong labels. "
                 f"Delete {builder.data_dir}, put the complete tar in {manual_dir}/ and prepare again."
             )
-        return Prepared(name, builder, validation, synsets)
+        if file_format == "array_record":
+            convert_to_array_record(builder)
+        return Prepared(name, tfds_builder(name, data_dir), validation, synsets)
     missing = [file for file in (entry.manual_files if entry else ()) if not (manual_dir / file).exists()]
     if missing:
         raise DataError(f"missing {', '.join(missing)} in {manual_dir}. {how_to_prepare(name, data_dir)}")
@@ -267,6 +281,42 @@ def prepare(name: str, data_dir: str, file_format: str = "array_record") -> Prep
             "registered). Replace it with a fresh download of that URL and prepare again."
         ) from error
     return Prepared(name, tfds_builder(name, data_dir), validation, synsets)
+
+
+def convert_to_array_record(builder: tfds.core.DatasetBuilder) -> bool:
+    """Write array_record copies of the tfrecord shards of a prepared dataset beside them and make that its format
+    in its dataset_info.json (see the module docstring); whether anything was converted (not if already random
+    access). Reports its rate and ETA on stderr."""
+    if is_random_access(builder):
+        return False
+    import tensorflow as tf
+    from array_record.python.array_record_module import ArrayRecordWriter
+    from tensorflow_datasets.core import dataset_info
+
+    splits = builder.info.splits
+    total = sum(int(info.num_examples) for info in splits.values())
+    print(f"converting {builder.info.full_name} in {builder.data_dir} to array_record ({total:,} records; the "
+          "tfrecord files stay)", file=sys.stderr, flush=True)
+    progress, done = Progress("converted", total, "records"), 0
+    suffix = f".{builder.info.file_format.value}-"
+    for info in splits.values():
+        for shard, length in zip(info.filepaths, info.shard_lengths, strict=True):
+            target = shard.parent / shard.name.replace(suffix, ".array_record-")
+            if not target.exists():
+                partial = target.parent / f"{target.name}.partial"
+                writer = ArrayRecordWriter(os.fspath(partial), "group_size:1")  # one record per chunk, as tfds
+                for record in tf.data.TFRecordDataset(os.fspath(shard)).as_numpy_iterator():
+                    writer.write(record)
+                writer.close()
+                partial.rename(target)
+            done += int(length)
+            progress.update(done)
+    progress.finish()
+    proto = dataset_info.read_proto_from_builder_dir(builder.data_dir)
+    proto.alternative_file_formats[:] = [proto.file_format]  # tfds reads only `file_format` when it opens a dataset
+    proto.file_format = "array_record"
+    dataset_info.write_dataset_info_proto(proto, builder.data_dir)
+    return True
 
 
 # --------------------------------------------------------------------------- summary

@@ -333,6 +333,18 @@ def is_random_access(builder: tfds.core.DatasetBuilder) -> bool:
     return fmt is not None and str(getattr(fmt, "value", fmt)) == "array_record"
 
 
+def require_random_access(builder: tfds.core.DatasetBuilder, name: str, data_dir: str | None) -> None:
+    """A ConfigError saying exactly how to convert the dataset unless its records can be read by index (what
+    data.pipeline='stream' does at every step)."""
+    if not is_random_access(builder):
+        root = data_root(builder, data_dir)
+        raise ConfigError(
+            f"data.pipeline='stream' reads records by index, but {name} in {root} is stored as tfrecord only: "
+            f"convert it with `{prepare_command(name, root)}` (it writes array_record files beside the tfrecord "
+            "ones, about as much disk again; the tfrecord files may then be deleted), or use data.pipeline='cache'"
+        )
+
+
 def _skip_all_but(builder: tfds.core.DatasetBuilder, keep: str) -> dict[str, Any]:
     import tensorflow_datasets as tfds
 

@@ -12,7 +12,11 @@ read, rows x image shape = bytes, whether it is new, partly or fully built, and 
 (data.cache_dir, default DATA_DIR/scaling_cache/): the training subset (data.pipeline=cache; streaming with
 data.normalization=estimate, its first 10,000 images), the evaluation split restricted to the chosen classes,
 minival and each data.extra_eval set, one per resolution, crop and class subset (nested training subsets
-share one). E.g. the 50,000 ImageNet validation images at 224 px with crop 0.875 take 7.5 GB.
+share one). E.g. the 50,000 ImageNet validation images at 224 px with crop 0.875 take 7.5 GB, the 1,281,167
+training images 192.9 GB: a cache's images.u8 is exactly rows x H x W x 3 bytes; the labels beside it are
+128 + 4 x N bytes per split. With data.local_cache_dir it also says how much each node copies there. A cache
+filesystem without room for what is to be written ends it with one error line (the folder, the bytes needed,
+the bytes free).
 
 examples:
   scaling data describe --config configs/resnet.py --config.data.train_examples=1000
@@ -37,7 +41,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--data-dir", default=os.path.expanduser("~/tensorflow_datasets"),
                          help="tfds data_dir (default ~/tensorflow_datasets)")
     prepare.add_argument("--file-format", choices=("array_record", "tfrecord"), default="array_record",
-                         help="array_record (default) allows random access: subsets and the streaming path")
+                         help="array_record (default) allows random access: subsets and the streaming path; a "
+                         "dataset already prepared as tfrecord gets array_record copies of its shards beside them")
     prepare.add_argument("--verbose", action="store_true", help="show tfds' progress bars and logs while it builds")
     prepare.set_defaults(handler=_prepare)
     describe = commands.add_parser(
@@ -74,9 +79,18 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _describe(args: argparse.Namespace) -> int:
     from scaling.config.loading import load_config
-    from scaling.data.cache import cache_bytes, describe_size, format_bytes, rows_filled
+    from scaling.data.cache import (
+        cache_bytes,
+        check_free_space,
+        describe_size,
+        format_bytes,
+        labels_path,
+        rows_filled,
+    )
+    from scaling.data.paths import is_remote, size_of
     from scaling.data.pipeline import IMAGENET_MEAN, IMAGENET_STD, NORM_ROWS, cache_root, normalization_kind, run_caches
     from scaling.data.preparation import prepared_validation
+    from scaling.data.staging import needs_copy
     from scaling.data.synthetic import SyntheticDataset
     from scaling.plan import plan_run
 
@@ -137,5 +151,16 @@ def _describe(args: argparse.Namespace) -> int:
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
         print("  " + "  ".join(f"{value:<{size}}" for value, size in zip(row, [*widths, 0])).rstrip())
+    labels = sorted({labels_path(use.builder, use.split, root) for use in caches}, key=str)
+    print(f"labels cached beside them: {format_bytes(sum(size_of(path) for path in labels))} in "
+          + ", ".join(str(path.parent.relative_to(root)) for path in labels))
+    local_root = caches[0].local_root
+    if local_root is not None:
+        to_copy = [use for use in caches if needs_copy(use.directory, use.local_directory)]
+        copy_bytes = sum(use.size for use in to_copy)
+        print(f"node-local copies in {local_root} (data.local_cache_dir): {format_bytes(copy_bytes)} to copy to "
+              f"this node ({len(to_copy)} of {len(caches)} caches)")
+        check_free_space(local_root, copy_bytes, "the node-local copies of the caches")
+    if not is_remote(root):
+        check_free_space(root, new_bytes, "the caches this config builds")
     return 0
-

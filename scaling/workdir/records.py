@@ -133,7 +133,8 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
     """What makes a run this run: what changes its computation. Not its wandb settings, its mesh, its compilation
     cache, or where its data lives (a preempted run may resume on another slice, with its data moved)."""
     train = {key: value for key, value in config.get("train", {}).items() if key != "compilation_cache_dir"}
-    data = {key: value for key, value in config.get("data", {}).items() if key not in ("data_dir", "cache_dir")}
+    places = ("data_dir", "cache_dir", "local_cache_dir")
+    data = {key: value for key, value in config.get("data", {}).items() if key not in places}
     return {key: value for key, value in config.items() if key not in ("wandb", "mesh")} | {"train": train,
                                                                                              "data": data}
 
