@@ -40,6 +40,7 @@ from scaling.program.packing import check_packable
 from scaling.program.steps import Norm, StepInputs, TrainState
 from scaling.runtime.compile_cache import persistent_compilation_cache
 from scaling.runtime.devices import mfu_peak, model_flops_utilization
+from scaling.runtime.dispatch import DispatchThrottle
 from scaling.runtime.preemption import PreemptionWatch
 from scaling.runtime.progress import ProgressLine
 from scaling.workdir import checkpoint
@@ -149,8 +150,10 @@ def _loop(pack: Pack, preemption: PreemptionWatch) -> int:
     inputs = pack.first_inputs
     window, previous, ready = MetricWindow(step), None, time.monotonic()
     pack.checkpointed_at = checkpoint_clock()
+    throttle = DispatchThrottle()
     while step < num_steps and pack.running():
         pack.state, metrics = pack.compiled_step(pack.state, inputs)
+        throttle.dispatched(metrics)
         window.add(metrics)
         step += 1
         if step < num_steps:

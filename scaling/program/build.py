@@ -41,7 +41,7 @@ class Program:
     # (packed state, StepInputs) -> (state, metrics); jitted, vmapped over the pack, donates the state
     train_step: Callable
     # (totals, params, rest, images, targets, mask, norm) -> totals plus the batch's sums; jitted, vmapped over the
-    # pack, donates the totals (`Evaluator.compile` compiles it ahead of time)
+    # pack (`Evaluator.compile` compiles it ahead of time)
     eval_step: EvalStep
     member_state: Callable  # (packed state, index) -> one run's state
     stack: Callable  # one run's states -> the packed state
@@ -86,7 +86,7 @@ def build_program(config: ml_collections.ConfigDict, model: ModelSpec) -> Progra
         train_step=jax.jit(jax.vmap(step_fn), donate_argnums=0, out_shardings=(packed, sharding.replicated(mesh))),
         eval_step=jax.jit(
             jax.vmap(make_eval_step(eval_graph, model.num_classes), in_axes=(0, 0, 0, None, None, None, 0)),
-            donate_argnums=0, out_shardings=sharding.replicated(mesh),
+            out_shardings=sharding.replicated(mesh),
         ),
         member_state=jax.jit(
             lambda state, index: jax.tree.map(lambda leaf: jax.lax.dynamic_index_in_dim(leaf, index, keepdims=False),

@@ -16,6 +16,7 @@ from scaling.data.pipeline import EvalSet
 from scaling.data.prefetch import Prefetcher
 from scaling.program import sharding
 from scaling.program.steps import Norm, TrainState, preprocess
+from scaling.runtime.dispatch import DispatchThrottle
 
 EvalStep = Callable[..., dict[str, jax.Array]]
 TOTALS = ("loss", "top1_wrong", "top5_wrong", "count")  # the sums an eval step adds up
@@ -51,7 +52,7 @@ def make_eval_step(eval_graph: nnx.GraphDef, num_classes: int) -> EvalStep:
 class Evaluator:
     """A pack's eval step compiled ahead of time for its evaluation batches, run over whole evaluation sets.
 
-    The running totals stay on the devices (one dispatch per batch, totals donated), the batches are padded,
+    The running totals stay on the devices (one dispatch per batch, a few queued at most), the batches are padded,
     split between the processes and placed on the devices by a background thread while the previous one runs,
     and the totals are fetched once per evaluation set.
     """
@@ -64,7 +65,7 @@ class Evaluator:
     @classmethod
     def compile(cls, eval_step: Callable, state: TrainState, mesh: jax.sharding.Mesh, batch_size: int,
                 example: EvalSet, norms: Norm) -> Evaluator:
-        """Compile `eval_step` (jitted, vmapped over the pack, donating the totals) for batches of `batch_size`
+        """Compile `eval_step` (jitted, vmapped over the pack) for batches of `batch_size`
         shaped like `example`'s, on the packed `state`'s layout."""
         members = len(jax.tree.leaves(norms)[0])
         batch = sharding.batch_sharded(mesh)
@@ -85,10 +86,11 @@ class Evaluator:
 
     def _evaluate_set(self, state: TrainState, examples: EvalSet, norms: Norm) -> list[dict[str, float]]:
         """Each member's loss, top-1 and top-5 error over all of `examples`."""
-        totals = _zero_totals(self.mesh, self.members)
+        totals, throttle = _zero_totals(self.mesh, self.members), DispatchThrottle()
         with Prefetcher(self._placed_batches(examples)) as batches:
             for images, targets, mask in batches:
                 totals = self.compiled(totals, state["params"], state["rest"], images, targets, mask, norms)
+                throttle.dispatched(totals)
         totals = sharding.host_value(totals)
         return [
             {
