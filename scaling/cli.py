@@ -23,7 +23,8 @@ config overrides:
                         Data: --config.data.name=imagenet2012 --config.data.classes=100
                         --config.data.examples_per_class=50 --config.data.minival_per_class=10
                         --config.data.pipeline=stream --config.data.augment.flip=True (see `scaling data describe`).
-                        Unknown keys and wrong types are errors. Sections: model, data, train, optim, mesh, wandb.
+                        Unknown keys and wrong types are errors. Sections: model, data, train, optim, mesh, wandb,
+                        tensorboard (--config.tensorboard.enabled=True: event files in WORKDIR/tensorboard/).
 
 ImageNet-family data (imagenet2012, imagenet2012_subset, imagenet_resized, imagenette, imagenet_v2,
 imagenet2012_real) needs no other key: images are 224 px unless data.resolution says otherwise

@@ -102,6 +102,7 @@ FIELDS: dict[str, Field] = {
     "wandb.mode": Field("offline", ("offline", "online", "disabled")),
     "wandb.project": Field("imagenet-scaling", "str"),
     "wandb.group": Field(None, "str|None"),
+    "tensorboard.enabled": Field(False, "bool"),  # also write TensorBoard event files to WORKDIR/tensorboard/
 }
 
 # Keys users may know by another name (an override of one names the key to set instead).

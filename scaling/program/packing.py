@@ -13,6 +13,7 @@ PACKABLE_KEYS = frozenset({
     "optim.warmup_fraction",
     "optim.cooldown_fraction", "train.steps", "train.examples", "train.epochs", "train.flops",
     "train.branch_from", "train.branch_fraction", "wandb.group", "wandb.mode", "wandb.project",
+    "tensorboard.enabled",
 })
 
 

@@ -19,11 +19,10 @@ import ml_collections
 import numpy as np
 
 from analysis.table.contract import Status
-from scaling.config.loading import to_json_dict
 from scaling.plan import RunPlan
 from scaling.workdir import checkpoint
 from scaling.workdir.records import TRACEBACK_FILE, RunResult, write_result
-from scaling.workdir.tracking import JsonlTracker, Trackers, WandbTracker, read_metrics
+from scaling.workdir.tracking import Trackers, open_trackers, read_metrics
 
 
 def writes_records() -> bool:
@@ -49,16 +48,11 @@ class RunRecorder:
 
     def start(self, start_step: int) -> None:
         """Record the run as running from `start_step`; start metric lines there (later lines of an earlier attempt
-        are dropped) and wandb."""
+        are dropped), wandb and TensorBoard."""
         if not writes_records():
             return
         self._record(start_step)
-        trackers = [JsonlTracker(self.workdir, start_step)]
-        if self.config.wandb.mode != "disabled":
-            wandb = self.config.wandb
-            trackers.append(WandbTracker(self.workdir, wandb.mode, wandb.project, wandb.group, self.workdir.name,
-                                         to_json_dict(self.config)))
-        self.trackers = Trackers(trackers)
+        self.trackers = open_trackers(self.config, self.workdir, start_step)
 
     def log_train(self, step: int, metrics: dict[str, float], speed: float, mfu: float | None) -> None:
         """One training window's mean metrics, learning rate and throughput."""

@@ -130,13 +130,13 @@ def _with_later_keys(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What makes a run this run: what changes its computation. Not its wandb settings, its mesh, its compilation
-    cache, or where its data lives (a preempted run may resume on another slice, with its data moved)."""
+    """What makes a run this run: what changes its computation. Not its trackers (wandb, TensorBoard), its mesh, its
+    compilation cache, or where its data lives (a preempted run may resume on another slice, with its data moved)."""
     train = {key: value for key, value in config.get("train", {}).items() if key != "compilation_cache_dir"}
     places = ("data_dir", "cache_dir", "local_cache_dir")
     data = {key: value for key, value in config.get("data", {}).items() if key not in places}
-    return {key: value for key, value in config.items() if key not in ("wandb", "mesh")} | {"train": train,
-                                                                                             "data": data}
+    kept = {key: value for key, value in config.items() if key not in ("wandb", "tensorboard", "mesh")}
+    return kept | {"train": train, "data": data}
 
 
 def _first_difference(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

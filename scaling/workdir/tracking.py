@@ -1,4 +1,11 @@
-"""Where metrics go: `metrics.jsonl` in the workdir (the source of truth) and wandb, behind one interface."""
+"""Where metrics go: `metrics.jsonl` in the workdir (the source of truth), wandb and TensorBoard event files, behind
+one interface.
+
+A resumed run restarts from its last checkpoint, so it logs again the steps that the earlier attempt logged after
+that checkpoint. metrics.jsonl forgets the earlier attempt's lines of those steps; wandb and event files cannot
+forget what they recorded, so they keep the earlier attempt's values of those steps and receive only newer steps:
+each step appears once in each tracker, in increasing order.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import ml_collections
+
 from analysis.errors import AnalysisError
 from analysis.files import write_atomically
 from analysis.table.contract import METRICS_FILE
 from analysis.table.workdirs import read_metrics
+from scaling.config.loading import to_json_dict
 from scaling.errors import ConfigError, RecordError
+from scaling.workdir.tensorboard import TensorBoardTracker
 
 WANDB_ID_FILE = "wandb_run_id"
 
@@ -28,11 +39,12 @@ class Tracker(Protocol):
 
 
 class JsonlTracker:
-    """Appends one JSON line per logged step to `workdir/metrics.jsonl`."""
+    """Appends one JSON line per logged step to `workdir/metrics.jsonl`, after dropping the lines an earlier attempt
+    logged after `resume_step`; `logged_through` is the last step that attempt logged (0: none)."""
 
     def __init__(self, workdir: Path, resume_step: int):
         self.path = workdir / METRICS_FILE
-        drop_lines_after(workdir, resume_step)
+        self.logged_through = drop_lines_after(workdir, resume_step)
         self.file = self.path.open("a")
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
@@ -45,6 +57,11 @@ class JsonlTracker:
 
 class WandbTracker:
     """Logs to wandb; the run id lives in the workdir so a resumed run continues the same wandb run.
+
+    Each attempt of a run is a folder `workdir/wandb/offline-run-<start time>-<id>` (`run-...` online): wandb
+    (0.31) names the folder after the attempt's start time and writes a new one every time, all with the run's
+    id. `wandb sync workdir/wandb/offline-run-*` uploads them, oldest first, into the one run. Several trackers
+    may be open in one process (the runs of a pack), each logging to its own run.
 
     Offline, nothing leaves the machine: wandb's error reporting and telemetry, which otherwise look up and post
     to its server even offline, are off for the rest of the process (WANDB_ERROR_REPORTING=false, read by wandb's
@@ -65,7 +82,8 @@ class WandbTracker:
         with _environment_variable("WANDB_CACHE_DIR", str((workdir / "wandb" / "cache").absolute())):
             self.run = wandb.init(
                 id=self.run_id, resume="allow", mode=mode, project=project, group=group, name=name,
-                dir=str(workdir), config=config, settings=wandb.Settings(console="off", silent=True),
+                dir=str(workdir), config=config, reinit="create_new",
+                settings=wandb.Settings(console="off", silent=True),
             )
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
@@ -90,17 +108,47 @@ class Trackers:
             tracker.close()
 
 
-def drop_lines_after(workdir: Path, step: int) -> None:
+class NewSteps:
+    """Passes on to `tracker` only the steps after `logged_through`, those an earlier attempt did not log."""
+
+    def __init__(self, tracker: Tracker, logged_through: int):
+        self.tracker, self.logged_through = tracker, logged_through
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        if step > self.logged_through:
+            self.tracker.log(step, metrics)
+
+    def close(self) -> None:
+        self.tracker.close()
+
+
+def open_trackers(config: ml_collections.ConfigDict, workdir: Path, start_step: int) -> Trackers:
+    """The trackers of a run (re)starting at `start_step`: metrics.jsonl, and wandb and TensorBoard event files in
+    `workdir/tensorboard/` as the config asks, those two from the first step the run has not logged yet."""
+    jsonl = JsonlTracker(workdir, start_step)
+    others: list[Tracker] = []
+    if config.wandb.mode != "disabled":
+        wandb = config.wandb
+        others.append(WandbTracker(workdir, wandb.mode, wandb.project, wandb.group, workdir.name,
+                                   to_json_dict(config)))
+    if config.tensorboard.enabled:
+        others.append(TensorBoardTracker(workdir))
+    return Trackers([jsonl, *(NewSteps(tracker, jsonl.logged_through) for tracker in others)])
+
+
+def drop_lines_after(workdir: Path, step: int) -> int:
     """Forget the metrics logged after `step` (the resumed run logs them again) and a torn last line (a kill or a
-    full disk mid-write, reported), replacing metrics.jsonl atomically."""
+    full disk mid-write, reported), replacing metrics.jsonl atomically. Returns the last step the file held (0:
+    none)."""
     path = workdir / METRICS_FILE
     if not path.exists():
-        return
+        return 0
     try:
         lines = read_metrics(workdir)
     except AnalysisError as error:
         raise RecordError(f"{error}; or move the file away to resume without the earlier metrics") from None
     write_atomically(path, "".join(json.dumps(line) + "\n" for line in lines if line["step"] <= step))
+    return max((line["step"] for line in lines), default=0)
 
 
 @contextlib.contextmanager
