@@ -61,6 +61,14 @@ def slurm_cluster(folder: Path) -> Iterator[None]:
         yield
 
 
+def add_account(account: str, qos: str) -> None:
+    """Create an account and a QoS in the cluster's accounting and give root both (Slurm replaces an account or QoS
+    it does not know by the user's defaults)."""
+    for command in (["add", "account", account], ["add", "qos", qos],
+                    ["add", "user", "root", f"account={account}", f"qos=normal,{qos}"]):
+        subprocess.run(["sacctmgr", "--immediate", *command], capture_output=True, text=True, check=True)
+
+
 def _daemons(
     folder: Path, node: str, ports: dict[str, int], sock: Path, env: dict[str, str]
 ) -> list[tuple[str, list[str], Callable[[], bool]]]:

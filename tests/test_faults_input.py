@@ -16,6 +16,7 @@ from scaling.config.validation import num_train_steps
 from scaling.errors import ConfigError
 from scaling.schema import is_valid
 from scaling.sweep.slurm import check_slurm, run_slurm  # here, not in a test: submitit logs to its import's stderr
+from scaling.sweep.slurm_options import SlurmOptions
 from scaling.sweep.spec import SweepPoint
 from scaling.workdir.records import check_config
 
@@ -195,7 +196,7 @@ def test_sbatch_refusing_the_array_is_one_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{commands}:{Path('/bin')}")
     point = SweepPoint("refused", "point-0", "configs/resnet.py", ())
     with pytest.raises(ConfigError, match=rf"^sbatch refused the sweep's job array: {refusal}; check --partition, "):
-        run_slurm([point], tmp_path / "root", gpus_per_node=8)
+        run_slurm([point], tmp_path / "root", SlurmOptions(gpus_per_node=8))
 
 
 def test_a_workdir_written_before_a_key_existed_resumes_but_a_changed_value_is_refused(tmp_path):

@@ -1,17 +1,25 @@
-"""The Slurm launcher on a real one-node cluster: one job array, requeue on preemption, failures recorded."""
+"""The Slurm launcher on a real one-node cluster: one job array, requeue on preemption, failures recorded; detached
+submission with the cooldown array after its trunks; a run of two tasks joined as one jax.distributed program."""
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import submitit
 from helpers import tiny_args
-from slurm_cluster import slurm_cluster
+from slurm_cluster import add_account, slurm_cluster
 
+from scaling.cli import main
+from scaling.config.loading import parse_value
 from scaling.sweep import slurm
-from scaling.sweep.slurm import UnitJob, run_slurm
+from scaling.sweep.slurm import UnitJob, make_executor, run_slurm
+from scaling.sweep.slurm_options import SlurmOptions
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import COMPILATION_CACHE
 from scaling.workdir.records import read_result
@@ -19,7 +27,7 @@ from scaling.workdir.records import read_result
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
-TWO_DEVICES = "--xla_force_host_platform_device_count=2"
+TWO_DEVICES = "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0"  # fast compiles
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +68,7 @@ def test_sweep_runs_as_one_array_resumes_after_preemption_and_is_not_resubmitted
     )
     preempter.start()
     try:
-        statuses = run_slurm(points, tmp_path, cpus_per_task=1, env={"XLA_FLAGS": TWO_DEVICES},
+        statuses = run_slurm(points, tmp_path, SlurmOptions(cpus_per_task=1, env={"XLA_FLAGS": TWO_DEVICES}),
                              on_finish=lambda point, status: finished.append(point.run_id))
     finally:
         stop.set()
@@ -79,7 +87,7 @@ def test_sweep_runs_as_one_array_resumes_after_preemption_and_is_not_resubmitted
     log = (folder / f"{signalled[0]}_0_log.err").read_text()
     assert "preempted: checkpointed step" in log and "Calling checkpoint method" in log and "resuming at step" in log
 
-    assert run_slurm(points, tmp_path, cpus_per_task=1) == {}
+    assert run_slurm(points, tmp_path, SlurmOptions(cpus_per_task=1)) == {}
     assert list((tmp_path / ".submitit").iterdir()) == [folder]
 
 
@@ -119,6 +127,72 @@ def test_warning_signal_checkpoints_at_a_step_then_hands_over_to_submitits_reque
 def test_job_that_ends_without_a_result_is_recorded_as_failed(cluster, tmp_path, config, env, expected):
     point = SweepPoint("slurm-test", "broken", str(REPO / config), ())
 
-    assert run_slurm([point], tmp_path, cpus_per_task=1, env=env) == {point.run_id: "failed"}
+    assert run_slurm([point], tmp_path, SlurmOptions(cpus_per_task=1, env=env)) == {point.run_id: "failed"}
     result = read_result(tmp_path / point.run_id)
     assert result["status"] == "failed" and all(text in result["error"] for text in expected)
+
+
+def _cooldown_sweep(path: Path, data_dir: str) -> Path:
+    """A sweep file of one tiny trunk and its cooldown branch from half-way."""
+    args = tiny_args("resnet", data_dir, "train.steps=10")
+    overrides = dict(arg.removeprefix("--config.").split("=", 1) for arg in args[2:])
+    path.write_text(f"CONFIG = {str(REPO / args[1])!r}\n"
+                    f"OVERRIDES = {({key: parse_value(text) for key, text in overrides.items()})!r}\n"
+                    "COOLDOWN_FRACTIONS = (0.5,)\n"
+                    "def get_grid():\n    return [{'seed': 0}]\n")
+    return path
+
+
+def _status_lines(root: Path, capsys: pytest.CaptureFixture) -> list[str]:
+    assert main(["sweep", "status", "--root", str(root)]) == 0
+    return [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_detached_sweep_passes_its_options_and_starts_the_cooldown_array_after_the_trunk(
+    cluster, digits_data_dir, tmp_path, capsys
+):
+    add_account("vision", "low")
+    path, root = _cooldown_sweep(tmp_path / "cooldown.py", digits_data_dir), tmp_path / "root"
+    assert main(["sweep", "run", str(path), "--root", str(root), "--launcher", "slurm", "--account", "vision",
+                 "--qos", "low", "--cpus-per-task", "1", "--slurm-param", "comment=scaling-test",
+                 "--env", f"XLA_FLAGS={TWO_DEVICES}", "--detach"]) == 0
+    jobs = json.loads((root / ".slurm" / "jobs.json").read_text())["jobs"]
+    (trunk_id, trunk), (branch_id, branch) = sorted((run_id, job["job"]) for run_id, job in jobs.items())
+    assert branch_id == f"{trunk_id}-cooldown0.5"
+    out = capsys.readouterr().out
+    assert f"submitted Slurm job {trunk}: 1 run\n" in out
+    assert f"submitted Slurm job {branch}: 1 run, starting once job {trunk} completed (afterok)\n" in out
+    for job in (trunk, branch):
+        shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, check=True).stdout
+        assert {"Account=vision", "QOS=low", "Comment=scaling-test"} <= set(shown.split()), shown
+    assert f"Dependency=afterok:{trunk}(unfulfilled)" in shown
+
+    lines = _status_lines(root, capsys)  # the trunk takes seconds to start Python: the branch still waits
+    assert lines[0] == "2 pending"
+    assert f"pending {branch_id} {branch} PENDING (Dependency)" in lines
+    assert any(line.startswith(f"pending {trunk_id} {trunk} ") for line in lines)
+
+    deadline = time.monotonic() + 300
+    while subprocess.run(["squeue", "-h", "-j", f"{trunk},{branch}"], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, "the jobs did not end within 300 s"
+        time.sleep(1)
+    sacct = subprocess.run(["sacct", "-n", "-P", "-X", "-j", f"{trunk},{branch}", "-o", "JobID,State,Start,End"],
+                           capture_output=True, text=True, check=True).stdout
+    ((_, trunk_state, _, trunk_end), (_, branch_state, branch_start, _)) = sorted(
+        line.split("|") for line in sacct.split())
+    assert (trunk_state, branch_state) == ("COMPLETED", "COMPLETED")
+    assert branch_start >= trunk_end  # ISO times: the branch started only after its trunk ended
+    lines = _status_lines(root, capsys)
+    assert lines[:2] == ["2 completed", "Slurm jobs: 2 COMPLETED"]
+    assert all(any(line.startswith(f"completed {run_id} {job} COMPLETED top-1 error ") for line in lines)
+               for run_id, job in ((trunk_id, trunk), (branch_id, branch)))
+    assert read_result(root / branch_id)["num_devices"] == 2  # --env reached the jobs
+
+
+def test_a_job_of_two_tasks_joins_them_as_one_jax_program_from_slurms_environment(cluster, tmp_path):
+    options = SlurmOptions(cpus_per_task=1, tasks_per_node=2, env={"XLA_FLAGS": TWO_DEVICES})
+    executor = make_executor(tmp_path, options, "join", tmp_path / "submitit")
+    probe = ("import jax; from scaling.runtime.distributed import initialize; initialize(); "
+             "print(jax.process_index(), jax.process_count(), jax.device_count())")
+    job = executor.submit(submitit.helpers.CommandFunction([sys.executable, "-c", probe]))
+    assert [text.split() for text in job.results()] == [["0", "2", "4"], ["1", "2", "4"]]

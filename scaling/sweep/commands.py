@@ -10,6 +10,8 @@ from pathlib import Path
 from analysis.table.contract import Status
 from scaling.errors import PREEMPTED_EXIT, ConfigError, RecordError
 from scaling.locks import claim_folder
+from scaling.sweep.slurm_options import SlurmOptions, add_slurm_arguments, given_slurm_flags, slurm_options
+from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import DAMAGED, PENDING, SWEEP_LOCK, parse_env
 from scaling.workdir.records import read_result
 
@@ -34,13 +36,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("sweep_file", help="experiments/<name>.py")
     run.add_argument("--root", required=True, type=Path, help="folder holding one workdir per point")
     run.add_argument("--launcher", choices=("local", "slurm"), default="local",
-                     help="local: processes on this machine; slurm: a Slurm job array through submitit")
+                     help="local: processes on this machine; slurm: a Slurm job array per wave through submitit "
+                     "(see the slurm launcher's options below)")
     run.add_argument("--parallel", type=int,
                      help="local launcher: runs at a time (default: one per GPU, else 1), each on an equal share of "
                      "the cores and GPUs; more runs than GPUs share them, each with a part of a GPU's memory")
-    run.add_argument("--partition", help="slurm launcher: partition to submit to")
-    run.add_argument("--timeout-min", type=int, default=60, help="slurm launcher: time limit per job in minutes")
-    run.add_argument("--gpus-per-node", type=int, default=0, help="slurm launcher: GPUs per job")
     run.add_argument("--pack", type=int, metavar="N",
                      help="train up to N same-shape points (seeds, learning rates, subset sizes) in one vmapped "
                      "program (default: the sweep file's PACK_SIZE, else 1)")
@@ -48,9 +48,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                      help="set an environment variable in every worker or Slurm job, e.g. XLA_FLAGS=... "
                      "(repeatable; Slurm jobs do not inherit the shell's XLA_FLAGS, only this)")
+    add_slurm_arguments(run)
     run.set_defaults(handler=_run)
 
-    status = commands.add_parser("status", help="summarise the runs under a root")
+    status = commands.add_parser(
+        "status", help="summarise the runs under a root, with their Slurm jobs' states",
+        description="Each run's status (from its result.json) and, for points submitted to Slurm, its job and the "
+        "job's state (squeue, else sacct: PENDING with its reason, e.g. Dependency, RUNNING, COMPLETED, ...). A "
+        "point whose job ended without a final result (failed, timed out, cancelled because a trunk failed) is "
+        "recorded as failed here.")
     status.add_argument("--root", required=True, type=Path, help="the sweep's root folder")
     status.add_argument("sweep_file", nargs="?", help="experiments/<name>.py, to count points not yet started")
     status.set_defaults(handler=_status)
@@ -86,22 +92,25 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--parallel must be at least 1, got {args.parallel}")
     if args.pack is not None and args.pack < 1:
         raise ConfigError(f"--pack must be at least 1 (1: no packing), got {args.pack}")
+    if args.launcher == "local" and (flags := given_slurm_flags(args)):
+        raise ConfigError(f"{', '.join(dict.fromkeys(flags))} apply to --launcher slurm only; add it, or drop them")
     env = parse_env(args.env)
     gpus = visible_gpus() if args.launcher == "local" else []
     sweep = load_sweep(args.sweep_file)
+    slurm = slurm_options(args, env, sweep.slurm, args.sweep_file) if args.launcher == "slurm" else None
     plans = plan_points(sweep.points)
     print(format_plan(sweep.points, plans))
     work = planned_work(sweep.points, plans)
     pack_size = args.pack or sweep.pack_size
     statuses: dict[str, str] = {}
     with claim_folder(args.root, f"sweep root {args.root}", SWEEP_LOCK):  # one `sweep run` per root
+        if args.detach:
+            return _submit_detached(args, sweep.points, slurm, pack_size)
         for wave in dependency_waves(sweep.points):  # cooldown branches run after their trunks
-            if args.launcher == "slurm":
+            if slurm:
                 from scaling.sweep.slurm import run_slurm
 
-                statuses |= run_slurm(wave, args.root, wandb=args.wandb, partition=args.partition,
-                                      pack_size=pack_size, timeout_min=args.timeout_min,
-                                      gpus_per_node=args.gpus_per_node, env=env, work=work)
+                statuses |= run_slurm(wave, args.root, slurm, wandb=args.wandb, pack_size=pack_size, work=work)
                 continue
             try:
                 statuses |= run_local(wave, args.root, parallel=args.parallel or len(gpus) or 1, wandb=args.wandb,
@@ -112,10 +121,37 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if all(status == Status.COMPLETED for status in statuses.values()) else 1
 
 
+def _submit_detached(args: argparse.Namespace, points: list[SweepPoint], options: SlurmOptions, pack_size: int) -> int:
+    """Submit every wave (`--detach`), say what was submitted and how to follow it."""
+    from scaling.sweep.slurm import submit_detached
+    from scaling.sweep.spec import dependency_waves
+
+    submitted, queued = submit_detached(dependency_waves(points), args.root, options, wandb=args.wandb,
+                                        pack_size=pack_size)
+    for array in submitted:
+        after = f", starting once job {' and '.join(array.after)} completed (afterok)" if array.after else ""
+        packed = f" packed in {_count(array.tasks, 'array task')}" if array.tasks != array.runs else ""
+        print(f"submitted Slurm job {array.job_id}: {_count(array.runs, 'run')}{packed}{after}")
+    if queued:
+        jobs = sorted({job.split("_")[0] for job in queued.values()}, key=lambda job: (len(job), job))  # arrays
+        print(f"{_count(len(queued), 'run')} still queued in Slurm {'job' if len(jobs) == 1 else 'jobs'} "
+              f"{', '.join(jobs)}: not submitted again")
+    if not submitted and not queued:
+        print("nothing to submit: every point has a final result")
+        return 0
+    print(f"follow the jobs with: scaling sweep status --root {args.root} {args.sweep_file}")
+    return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _status(args: argparse.Namespace) -> int:
     from analysis.table.workdirs import run_dirs
 
     _check_root(args.root)
+    slurm = _slurm_jobs(args.root)
     runs = {d.relative_to(args.root).as_posix(): _describe(d) for d in run_dirs(args.root)}
     foreign: set[str] = set()
     if args.sweep_file:
@@ -124,15 +160,38 @@ def _status(args: argparse.Namespace) -> int:
         points = {point.run_id for point in load_sweep(args.sweep_file).points}
         foreign = set(runs) - points
         runs |= dict.fromkeys(points - set(runs), (PENDING, ""))
+    runs |= {run_id: (PENDING, "") for run_id in slurm if run_id not in runs}
     counts = collections.Counter(status for status, _ in runs.values())
     print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "no runs")
+    if slurm:
+        jobs = collections.Counter(dict(slurm.values()).values())
+        print("Slurm jobs: " + ", ".join(f"{count} {state}" for state, count in sorted(jobs.items())))
+    width = max((len(f"{job} {state}") for job, state in slurm.values()), default=0)
     for run_id, (status, detail) in sorted(runs.items()):
         mark = f"  (not a point of {args.sweep_file})" if run_id in foreign else ""
-        print(f"  {status:<10} {run_id:<48} {detail.splitlines()[0] if detail else ''}{mark}")
+        job = f"{' '.join(slurm.get(run_id, ('-', ''))).strip():<{width}} " if slurm else ""
+        print(f"  {status:<10} {run_id:<48} {job}{detail.splitlines()[0] if detail else ''}{mark}".rstrip())
     if foreign:
         print(f"{len(foreign)} runs under {args.root} are not points of {args.sweep_file}: `scaling sweep results` "
               "with the sweep file leaves them out")
     return 0
+
+
+def _slurm_jobs(root: Path) -> dict[str, tuple[str, str]]:
+    """{run_id: (Slurm job id, its state)} of the points submitted under `root`; points whose job ended without a
+    final result are first recorded as failed."""
+    from scaling.sweep.slurm_jobs import query_states, read_jobs, settle_ended
+
+    jobs = read_jobs(root)
+    if not jobs:
+        return {}
+    states = query_states(job["job"] for job in jobs.values())
+    if states is None:
+        print("warning: Slurm's squeue cannot be asked from here (not installed, or its controller does not "
+              "answer): the jobs' states are unknown", file=sys.stderr)
+        return {run_id: (job["job"], "?") for run_id, job in jobs.items()}
+    settle_ended(root, jobs, states)
+    return {run_id: (job["job"], str(states[job["job"]])) for run_id, job in jobs.items()}
 
 
 def _describe(workdir: Path) -> tuple[str, str]:

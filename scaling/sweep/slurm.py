@@ -1,7 +1,14 @@
-"""The Slurm launcher: every point without a final result runs as one task of a single submitit job array."""
+"""The Slurm launcher: every point without a final result runs as one task of a submitit job array.
+
+Attached (`run_slurm`), the sweep's waves run one after the other while this process waits; detached
+(`submit_detached`), every wave is submitted at once, each array starting after the ones holding its points'
+trunks (afterok), and the jobs are followed with `scaling sweep status`. Both record each point's job in the
+root (scaling.sweep.slurm_jobs).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shlex
@@ -18,9 +25,12 @@ from types import FrameType
 import scaling
 from analysis.table.contract import Status
 from scaling.errors import ConfigError
+from scaling.runtime.distributed import initialize
 from scaling.runtime.preemption import request_stop
 from scaling.sweep.gpus import EXPECT_PLATFORM
 from scaling.sweep.progress import SweepProgress
+from scaling.sweep.slurm_jobs import query_states, read_jobs, record_jobs
+from scaling.sweep.slurm_options import SlurmOptions
 from scaling.sweep.spec import SweepPoint
 from scaling.sweep.state import compilation_cache_env, is_done, record_unfinished, superseded
 from scaling.sweep.units import Unit, launch_units
@@ -41,7 +51,11 @@ UNINHERITED = ("XLA_FLAGS",)  # settings of the submitting shell that jobs must 
 
 
 class UnitJob(submitit.helpers.Checkpointable):
-    """`train_unit` as a Slurm job, requeued when preempted or timed out.
+    """`train_unit` as a Slurm job, requeued when preempted or timed out (`max_num_timeout` times at most).
+
+    A job of several tasks (--nodes, --tasks-per-node) first joins them into one jax.distributed program, as
+    JAX detects it from Slurm's environment. A job whose runs did not all complete fails (raises), so that the
+    arrays depending on it (afterok) do not start; one requeued after preemption does not.
 
     Slurm's warning signal (USR2) only asks training to stop: the runs checkpoint after their current
     step and record `preempted`. Then submitit's own handler runs, from here rather than from wherever
@@ -57,61 +71,143 @@ class UnitJob(submitit.helpers.Checkpointable):
             warned.set()
             request_stop()
 
+        initialize()
         requeue = signal.signal(signal.SIGUSR2, stop_training)
         try:
             statuses = train_unit(points, root, wandb)
         finally:
             signal.signal(signal.SIGUSR2, requeue)
         if warned.is_set() and Status.PREEMPTED in statuses.values() and callable(requeue):
-            requeue(signal.SIGUSR2, None)
+            requeue(signal.SIGUSR2, None)  # requeues and exits (task 0; the others return)
+            return statuses
+        unfinished = {run_id: status for run_id, status in statuses.items() if status != Status.COMPLETED}
+        if unfinished:
+            raise RuntimeError(f"runs not completed: {unfinished}; the job fails so that no job depending on it "
+                               "(afterok) starts")
         return statuses
 
 
+@dataclasses.dataclass(frozen=True)
+class SubmittedArray:
+    """A job array submitted by `submit_detached`: its id, runs, tasks and the arrays it starts after."""
+
+    job_id: str
+    runs: int
+    tasks: int
+    after: tuple[str, ...]
+
+
 def run_slurm(
-    points: list[SweepPoint], root: Path, *, wandb: str | None = None, partition: str | None = None,
-    timeout_min: int = 60, cpus_per_task: int = 4, gpus_per_node: int = 0, array_parallelism: int = 64,
-    pack_size: int = 1,
-    env: Mapping[str, str] | None = None, folder: Path | None = None,
-    on_finish: Callable[[SweepPoint, str], None] | None = None, work: Mapping[str, float] | None = None,
+    points: list[SweepPoint], root: Path, options: SlurmOptions, *, wandb: str | None = None,
+    pack_size: int = 1, folder: Path | None = None, on_finish: Callable[[SweepPoint, str], None] | None = None,
+    work: Mapping[str, float] | None = None,
 ) -> dict[str, str]:
     """Run every point without a final result as one Slurm job array, wait for it; return {run_id: status}.
 
-    Each task trains one launch unit: a point, or `pack_size` same-shape points packed with jax.vmap.
-
-    At most `array_parallelism` tasks run at once, each on one node with `cpus_per_task` cores and
-    `gpus_per_node` GPUs for at most `timeout_min` minutes (then requeued, up to 3 times); a job given
-    GPUs fails its points rather than train on the CPU (`platform_error`). Jobs run this Python in the
-    current directory, in the submitting environment without XLA_FLAGS (the login node's flags need not
-    fit the GPU nodes), plus a compilation cache shared by the sweep's runs (as the local launcher's),
-    plus `env` (which may set XLA_FLAGS). `work` (run id -> planned FLOPs,
-    `planned_work`) weighs the progress line's ETA. submitit's
-    files go to `folder` (default `root/.submitit/<timestamp>`, fresh per launch). A job that ends
-    without a result is recorded as failed with the tail of its log; interrupting the wait cancels
-    the jobs still queued or running.
+    Each task trains one launch unit: a point, or `pack_size` same-shape points packed with jax.vmap, with the
+    resources and parameters of `options` (`executor_parameters`); a job given GPUs fails its points rather than
+    train on the CPU (`platform_error`). Jobs run this Python in the current directory, in the submitting
+    environment without XLA_FLAGS (the login node's flags need not fit the GPU nodes), plus a compilation cache
+    shared by the sweep's runs (as the local launcher's), plus `options.env` (which may set XLA_FLAGS). `work`
+    (run id -> planned FLOPs, `planned_work`) weighs the progress line's ETA. submitit's files go to `folder`
+    (default `root/.submitit/<timestamp>`, fresh per launch). A job that ends without a result is recorded as
+    failed with the tail of its log; interrupting the wait cancels the jobs still queued or running. Points
+    whose job of an earlier `--detach` is still queued are a ConfigError: they would train twice.
     """
     root.mkdir(parents=True, exist_ok=True)
     todo = launch_units([point for point in points if not is_done(root, point)], pack_size)
     if todo:
-        check_slurm(partition)
+        check_slurm(options.partition)
+        queued = queued_jobs(root, [point.run_id for unit in todo for point in unit])
+        if queued:
+            raise ConfigError(f"{len(queued)} points are still queued as Slurm jobs of an earlier `scaling sweep run "
+                              f"--detach` ({', '.join(sorted(set(queued.values()))[:5])}); follow them with `scaling "
+                              f"sweep status --root {root}`, add --detach to submit only the other points, or "
+                              "scancel the jobs")
     progress = SweepProgress.of_launch(len(points), todo, work)
     statuses: dict[str, str] = {}
     if todo:
-        executor = submitit.SlurmExecutor(folder=folder or root / ".submitit" / time.strftime("%Y%m%d-%H%M%S"))
-        executor.update_parameters(
-            job_name=todo[0][0].sweep, time=timeout_min, nodes=1, ntasks_per_node=1, cpus_per_task=cpus_per_task,
-            array_parallelism=array_parallelism,
-            setup=_job_setup(root, {**({EXPECT_PLATFORM: "gpu"} if gpus_per_node else {}), **(env or {})}),
-            **({"partition": partition} if partition else {}),
-            **({"gpus_per_node": gpus_per_node} if gpus_per_node else {}),
-        )
-        try:
-            jobs = executor.map_array(UnitJob(), todo, [str(root)] * len(todo), [wandb] * len(todo))
-        except FailedJobError as error:  # sbatch refused the array
-            raise ConfigError(f"sbatch refused the sweep's job array: {_last_line(str(error))}; check --partition, "
-                              "--gpus-per-node and --timeout-min against `sinfo`, or use --launcher local") from None
+        jobs = _submit(todo, root, options, wandb, folder or _launch_folder(root))
         statuses = _wait(list(zip(todo, jobs)), root, progress, on_finish)
     progress.summary()
     return statuses
+
+
+def submit_detached(
+    waves: list[list[SweepPoint]], root: Path, options: SlurmOptions, *, wandb: str | None = None,
+    pack_size: int = 1, folder: Path | None = None,
+) -> tuple[list[SubmittedArray], dict[str, str]]:
+    """Submit one job array per wave (`dependency_waves`) of the points without a final result, and return.
+
+    An array whose points run after others (cooldown branches after their trunks) starts once the arrays
+    holding those completed, every task successfully (`--dependency=afterok`); if one failed, Slurm cancels it
+    (`--kill-on-invalid-dep=yes`) and `scaling sweep status` records its points as failed. Points whose job (of
+    an earlier submission) is still queued are not submitted again: an array depends on theirs instead.
+    Returns the arrays submitted and {run_id: job id} of the points left to their queued jobs.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    waves = [[point for point in wave if not is_done(root, point)] for wave in waves]
+    if not any(waves):
+        return [], {}
+    check_slurm(options.partition)
+    queued = queued_jobs(root, [point.run_id for wave in waves for point in wave])
+    array_of = {run_id: job.split("_")[0] for run_id, job in queued.items()}
+    folder = folder or _launch_folder(root)
+    submitted = []
+    for wave in waves:
+        units = launch_units([point for point in wave if point.run_id not in queued], pack_size)
+        if not units:
+            continue
+        after = tuple(sorted({array_of[point.after] for unit in units for point in unit if point.after in array_of}))
+        jobs = _submit(units, root, options, wandb, folder, after)
+        array_of |= {point.run_id: job.job_id.split("_")[0] for unit, job in zip(units, jobs) for point in unit}
+        submitted.append(SubmittedArray(jobs[0].job_id.split("_")[0], sum(map(len, units)), len(units), after))
+    return submitted, queued
+
+
+def queued_jobs(root: Path, run_ids: list[str]) -> dict[str, str]:
+    """{run_id: job id} of the points among `run_ids` whose recorded job Slurm still lists (pending, running)."""
+    wanted = set(run_ids)
+    jobs = {run_id: job["job"] for run_id, job in read_jobs(root).items() if run_id in wanted}
+    states = query_states(jobs.values()) or {}
+    return {run_id: job for run_id, job in jobs.items() if job in states and states[job].queued}
+
+
+def make_executor(
+    root: Path, options: SlurmOptions, job_name: str, folder: Path, after: tuple[str, ...] = ()
+) -> submitit.SlurmExecutor:
+    """A submitit executor with `options` (time limit requeues: `max_requeues`); its jobs start after the jobs
+    `after` completed (afterok), or are cancelled if one of those failed."""
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=options.max_requeues)
+    parameters = options.executor_parameters()
+    if after:
+        parameters["dependency"] = "afterok:" + ":".join(after)
+        parameters["additional_parameters"] = {"kill-on-invalid-dep": "yes",
+                                               **parameters.get("additional_parameters", {})}
+    gpu_env = {EXPECT_PLATFORM: "gpu"} if options.gpus_per_node else {}
+    executor.update_parameters(job_name=job_name, setup=_job_setup(root, {**gpu_env, **options.env}), **parameters)
+    return executor
+
+
+def _submit(
+    units: list[Unit], root: Path, options: SlurmOptions, wandb: str | None, folder: Path, after: tuple[str, ...] = ()
+) -> list[submitit.Job]:
+    """Submit `units` as one job array (after the jobs `after`); record each point's job in the root."""
+    executor = make_executor(root, options, units[0][0].sweep, folder, after)
+    try:
+        jobs = executor.map_array(UnitJob(), units, [str(root)] * len(units), [wandb] * len(units))
+    except FailedJobError as error:  # sbatch refused the array
+        raise ConfigError(f"sbatch refused the sweep's job array: {_last_line(str(error))}; check --partition, "
+                          "--account, --qos, --mem, --gpus-per-node, --timeout-min and --slurm-param against `sinfo` "
+                          "and `sacctmgr show associations user=$USER`, or use --launcher local") from None
+    waits = {"after": ",".join(after)} if after else {}
+    record_jobs(root, {point.run_id: {"job": job.job_id, "log": str(job.paths.stderr.absolute()), **waits}
+                       for unit, job in zip(units, jobs) for point in unit})
+    return jobs
+
+
+def _launch_folder(root: Path) -> Path:
+    return root / ".submitit" / time.strftime("%Y%m%d-%H%M%S")
 
 
 def check_slurm(partition: str | None = None) -> None:

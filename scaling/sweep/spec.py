@@ -34,11 +34,13 @@ class SweepPoint:
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """A named list of points, and how many same-shape points to pack into one program."""
+    """A named list of points, how many same-shape points to pack into one program, and the file's Slurm options
+    (its SLURM dict, checked by scaling.sweep.slurm_options)."""
 
     name: str
     points: list[SweepPoint]
     pack_size: int = 1
+    slurm: Any = dataclasses.field(default_factory=dict)
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -46,8 +48,8 @@ def load_sweep(path: str | Path) -> Sweep:
 
     The file defines CONFIG (`configs/x.py[:arg]`), get_grid() (see scaling.sweep.grid), and optionally
     NAME, OVERRIDES (settings shared by every point), PACK_SIZE (same-shape points trained together
-    with jax.vmap) and COOLDOWN_FRACTIONS: then each grid point becomes a constant-LR trunk plus one
-    cooldown branch per fraction (Hägele et al. 2024).
+    with jax.vmap), SLURM (defaults of the Slurm launcher's options) and COOLDOWN_FRACTIONS: then each
+    grid point becomes a constant-LR trunk plus one cooldown branch per fraction (Hägele et al. 2024).
     """
     module = import_file(str(path), "sweep", "experiments/demo.py for the shape", ("CONFIG", "get_grid"))
     name = getattr(module, "NAME", Path(path).stem)
@@ -65,7 +67,7 @@ def load_sweep(path: str | Path) -> Sweep:
     duplicates = {p.run_id for p in points if sum(q.run_id == p.run_id for q in points) > 1}
     if duplicates:
         raise ConfigError(f"sweep {name} lists the same point twice: {', '.join(sorted(duplicates))}")
-    return Sweep(name=name, points=points, pack_size=pack_size)
+    return Sweep(name=name, points=points, pack_size=pack_size, slurm=getattr(module, "SLURM", {}))
 
 
 def run_id(config: str, shared: dict[str, Any], swept: dict[str, Any]) -> str:
