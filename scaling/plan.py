@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +70,7 @@ def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
     _check_extra_eval(config, facts)
     selection = plan_selection(config.data, builder, facts.num_classes)
     facts = dataclasses.replace(facts, num_classes=selection.num_classes)
-    abstract_model = nnx.eval_shape(lambda: model.build(nnx.Rngs(0)))
-    flops = train_flops_per_example(abstract_model, facts.image_shape, facts.num_classes, config.train.batch_size)
+    params, flops = _model_size(model, facts.num_classes, config.train.batch_size)
     trunk_steps = num_train_steps(config, selection.train_examples, flops)
     rates = learning_rates(config.optim, trunk_steps)
     branch_step = None
@@ -79,11 +79,26 @@ def plan_run(config: ml_collections.ConfigDict) -> RunPlan:
         rates = cooldown_branch(rates, branch_step, math.ceil(branch_step / (1.0 - config.optim.cooldown_fraction)))
     return RunPlan(
         config=config, builder=builder, facts=facts, selection=selection, model=model,
-        train_examples=selection.train_examples, params=count_params(abstract_model), flops_per_example=flops,
+        train_examples=selection.train_examples, params=params, flops_per_example=flops,
         num_steps=len(rates), batch_size=config.train.batch_size, trunk_steps=trunk_steps, learning_rates=rates,
         kept_steps=frozenset(max(1, round(f * trunk_steps)) for f in config.train.keep_checkpoint_fractions),
         branch_step=branch_step,
     )
+
+
+_SIZES: dict[str, tuple[int, float]] = {}
+
+
+def _model_size(model: ModelSpec, num_classes: int, batch_size: int) -> tuple[int, float]:
+    """Parameters and training FLOPs per example of a shape-only `model`, traced once per process for each model,
+    class count and batch (tracing a ViT-B takes seconds; a sweep's points share few models)."""
+    key = json.dumps([model.family.__name__, model.knobs, model.image_shape, model.num_classes, num_classes,
+                      batch_size], sort_keys=True, default=str)
+    if key not in _SIZES:
+        abstract_model = nnx.eval_shape(lambda: model.build(nnx.Rngs(0)))
+        flops = train_flops_per_example(abstract_model, model.image_shape, num_classes, batch_size)
+        _SIZES[key] = count_params(abstract_model), flops
+    return _SIZES[key]
 
 
 def _check_extra_eval(config: ml_collections.ConfigDict, facts: DatasetFacts) -> None:
