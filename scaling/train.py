@@ -240,6 +240,7 @@ class Pack:
     state: TrainState
     start_step: int
     compiled_step: Any = None
+    copy_member: Any = None  # (packed state, np.int32 index) -> a copy of one run's state; compiled with the step
     evaluator: Evaluator | None = None  # compiled with the train step
     first_inputs: StepInputs | None = None  # of the start step: compiled on, then trained on
     peak: float | None = None  # one device's MFU reference peak FLOP/s (whatever the compute dtype), None if unknown
@@ -268,6 +269,7 @@ class Pack:
         try:
             pack.first_inputs = next(batches)
             pack.compiled_step = program.train_step.lower(pack.state, pack.first_inputs).compile()
+            pack.copy_member = program.member_state.lower(pack.state, np.int32(0)).compile()
             pack.evaluator = Evaluator.compile(program.eval_step, pack.state, program.mesh,
                                                lead.config.train.eval_batch_size, pack.eval_sets["eval"], norms)
         except BaseException:
@@ -358,10 +360,11 @@ class Pack:
         return metrics
 
     def save(self, step: int, members: list[int]) -> None:
-        """Checkpoint the states of the given members that still train (never a diverged state) at `step`."""
+        """Checkpoint the states of the given members that still train (never a diverged state) at `step`: each
+        member's state is copied on the devices, and the copy saved in the background while the steps go on."""
         for i in members:
             if self.runs[i].running:
-                self.runs[i].save(step, self.program.saved(self.program.member_state(self.state, i)))
+                self.runs[i].save(step, self.program.saved(self.copy_member(self.state, np.int32(i))))
 
     def preempt(self, step: int) -> None:
         """Record every running member as preempted at `step` (their checkpoints are saved)."""

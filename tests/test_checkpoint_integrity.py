@@ -1,5 +1,8 @@
 """Checkpoint integrity: digests of the saved arrays, checked on restore, whatever the layout."""
 
+import errno
+import os
+import threading
 from pathlib import Path
 
 import jax
@@ -146,3 +149,57 @@ def test_one_changed_element_changes_the_digest_as_the_formula_says(dtype):
     found = [checkpoint.digests({"x": original})["x"], checkpoint.digests({"x": modified})["x"]]
     assert found == [_expected_digest(_words(original)), _expected_digest(_words(modified))]
     assert found[0] != found[1]
+
+
+def test_background_saves_run_in_order_off_the_caller_and_a_failure_is_raised_once(monkeypatch):
+    """`save_in_background` hands each save to one other thread, in the order asked over all managers; a failed
+    save (a full disk) is raised in the caller, once: at the manager's next save, or when waiting for its saves."""
+    caller, done = threading.current_thread(), []
+
+    def save(manager, step, state):
+        assert threading.current_thread() is not caller
+        if step == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done.append((manager, step, state))
+
+    monkeypatch.setattr(checkpoint, "save", save)
+    a, b = object(), object()
+    for manager, step in ((a, 1), (b, 1), (a, 2), (b, 2)):
+        checkpoint.save_in_background(manager, step, f"state {step}")
+    checkpoint.wait_for_saves(a)
+    checkpoint.wait_for_saves(b)
+    assert done == [(a, 1, "state 1"), (b, 1, "state 1"), (a, 2, "state 2"), (b, 2, "state 2")]
+
+    checkpoint.save_in_background(a, 3, "state 3")  # fails in the background
+    with pytest.raises(OSError) as failed:
+        checkpoint.save_in_background(a, 4, "state 4")  # not saved: the caller stops on the error
+    assert failed.value.errno == errno.ENOSPC
+    checkpoint.wait_for_saves(a)  # raised once
+    checkpoint.save_in_background(b, 3, "state 3")
+    with pytest.raises(OSError, match="No space left on device"):
+        checkpoint.wait_for_saves(b)
+    assert len(done) == 4
+
+
+def test_background_saves_hold_the_digests_of_the_states_saved(tmp_path):
+    """Two steps saved in the background restore as saved, each with the formula's digests of its own arrays."""
+    mesh = jax.make_mesh((4, 2), ("a", "b"))
+    rng = np.random.default_rng(3)
+    values = {step: {"w": rng.standard_normal((8, 6)).astype(np.float32), "n": np.arange(4, dtype=np.int32) + step}
+              for step in (1, 2)}
+    layout = {"w": NamedSharding(mesh, P("a", "b")), "n": NamedSharding(mesh, P())}
+    manager = checkpoint.checkpoint_manager(tmp_path, keep=3)
+    for step, arrays in values.items():
+        state = {name: jax.device_put(v, layout[name]) for name, v in arrays.items()}
+        checkpoint.save_in_background(manager, step, state)
+    checkpoint.wait_for_saves(manager)
+    manager.wait_until_finished()
+    assert manager.all_steps() == [1, 2]
+    abstract = {name: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=layout[name]) for name, v in values[1].items()}
+    for step, arrays in values.items():
+        saved = ocp.metadata.get_step_metadata(tmp_path / "checkpoints" / str(step)).custom_metadata
+        assert saved[checkpoint.DIGESTS] == {name: _expected_digest(v) for name, v in arrays.items()}
+        restored = checkpoint.restore(manager, step, abstract)
+        for name, v in arrays.items():
+            np.testing.assert_array_equal(np.asarray(restored[name]), v)
+    manager.close()

@@ -1,9 +1,13 @@
-"""Orbax checkpoints of the training state: async saves by every process, keep-N, digests of the saved arrays
-checked on restore, resume from the newest readable step."""
+"""Orbax checkpoints of the training state: async saves by every process (in a background thread when there is
+one process), keep-N, digests of the saved arrays checked on restore, resume from the newest readable step."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,19 @@ from orbax.checkpoint import checkpoint_managers
 from orbax.checkpoint._src.metadata import array_metadata_store
 
 from scaling.errors import CheckpointError
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Drop the warnings of logger `name` inside the block."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
 
 CHECKPOINTS = "checkpoints"
 REPLICA_PARALLEL_MIN_BYTES = 2**24
@@ -29,12 +46,13 @@ DIGEST_BLOCK_WORDS = 2**18  # words summed at a time (a few MB of temporaries: t
 # 16 MiB are worth it; smaller arrays are written whole by their first replica. The array metadata store
 # (orbax's default, lost by replacing the handler) records which arrays are typed PRNG keys (dropout's), which
 # are otherwise restored as their raw key data and crash the resumed train step.
-ocp.type_handlers.register_type_handler(
-    jax.Array,
-    ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=REPLICA_PARALLEL_MIN_BYTES,
-                                   array_metadata_store=array_metadata_store.Store()),
-    override=True,
-)
+with _quiet_logger("absl"):  # orbax warns of every override, and this one is meant: no warning on every command
+    ocp.type_handlers.register_type_handler(
+        jax.Array,
+        ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=REPLICA_PARALLEL_MIN_BYTES,
+                                       array_metadata_store=array_metadata_store.Store()),
+        override=True,
+    )
 
 
 def checkpoint_manager(workdir: Path, keep: int, keep_steps: set[int] = frozenset()) -> ocp.CheckpointManager:
@@ -54,6 +72,33 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
     its arrays in the step's metadata (computed now, from the state being saved)."""
     if step not in manager.all_steps():
         manager.save(step, args=ocp.args.StandardSave(state), force=True, custom_metadata={DIGESTS: digests(state)})
+
+
+# One thread saves for the whole process, in the order asked: the loop goes on dispatching steps meanwhile.
+_SAVER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-save")
+_pending: dict[ocp.CheckpointManager, concurrent.futures.Future] = {}  # each manager's last background save
+
+
+def save_in_background(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
+    """`save` in this process's one saving thread, after the saves asked before it, so the caller goes on at once
+    (`state`: arrays that nothing changes or donates, such as a copy). Waits first for the manager's previous
+    background `save` to return, so at most one state per manager waits, and raises its error if it failed.
+
+    With several processes it saves now, on the caller's thread: orbax's save then syncs the processes with
+    device collectives, which must keep their place among the train steps' collectives on every process."""
+    wait_for_saves(manager)
+    if jax.process_count() > 1:
+        save(manager, step, state)
+    else:
+        _pending[manager] = _SAVER.submit(save, manager, step, state)
+
+
+def wait_for_saves(manager: ocp.CheckpointManager) -> None:
+    """Wait for the manager's `save_in_background` calls to return (orbax then writes on, asynchronously, until
+    its `wait_until_finished`); raise the error of one that failed, once."""
+    pending = _pending.pop(manager, None)
+    if pending is not None:
+        pending.result()
 
 
 def digests(state: Any) -> dict[str, str]:

@@ -67,8 +67,9 @@ class RunRecorder:
         self.trackers.log(step, {"kind": "eval", "examples_seen": step * self.plan.batch_size, **metrics})
 
     def save(self, step: int, state: Any) -> None:
-        """Checkpoint `state` at `step` (asynchronously); result.json says how far the run got and its wall time."""
-        checkpoint.save(self.manager, step, state)
+        """Checkpoint `state` (arrays nothing changes: a copy) at `step` in the background; result.json says how far
+        the run got and its wall time."""
+        checkpoint.save_in_background(self.manager, step, state)
         if writes_records():
             self._record(step)
 
@@ -78,6 +79,7 @@ class RunRecorder:
 
     def diverged(self, step: int) -> None:
         """Loss or gradients became non-finite at `step`; the checkpoints stay as they are."""
+        checkpoint.wait_for_saves(self.manager)
         self.manager.wait_until_finished()
         good = self.manager.latest_step()
         fixes = "lower optim.lr or set optim.grad_clip_norm" if self.result.compute_dtype == "float32" else (
@@ -98,6 +100,7 @@ class RunRecorder:
 
     def finish(self, compilation_cache: dict[str, int]) -> None:
         """Close checkpoints and trackers, and write result.json with the run's throughput and best evaluation."""
+        checkpoint.wait_for_saves(self.manager)
         self.manager.wait_until_finished()
         self.manager.close()
         self.trackers.close()
