@@ -48,9 +48,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Tests run on 8 virtual CPU devices (tests/conftest.py sets XLA_FLAGS).
+# Tests run on 8 virtual CPU devices (tests/conftest.py sets XLA_FLAGS). Three workers on 2 cores: many tests wait on
+# subprocesses (Slurm jobs, two-process runs, the CLI), and a third worker keeps the cores busy meanwhile.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -q -n 3 --dist loadfile
 
 # The newest jax the ranges allow, on a short subset: the model tests and the benchmark suite's smoke run.
 test-newest: $(NEWEST_STAMP)

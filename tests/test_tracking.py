@@ -3,6 +3,7 @@ workdir's wandb/ folder, each step once), the runs of a pack log to their own wa
 files that TensorFlow's own reader reads back."""
 
 import json
+import re
 import struct
 import sys
 import textwrap
@@ -107,9 +108,11 @@ def test_a_resumed_run_continues_one_wandb_run_and_logs_each_step_once(tmp_path)
     assert [(line["step"], line["train_loss"]) for line in lines] == [(1, 101), (2, 102), *((s, 200 + s) for s in
                                                                                            range(3, 9))]
     run_id = (workdir / WANDB_ID_FILE).read_text()
-    first, second = _wandb_attempts(workdir)  # wandb 0.31 makes one folder per attempt, named by the run id
+    # wandb 0.31 makes one folder per attempt, named by its start time and the run id (and -1, -2, ... when two
+    # attempts start within the same second)
+    first, second = _wandb_attempts(workdir)
     for attempt_ in (first, second):
-        assert attempt_["folder"].endswith(f"-{run_id}")
+        assert re.fullmatch(rf"offline-run-\d{{8}}_\d{{6}}-{run_id}(-\d+)?", attempt_["folder"]), attempt_["folder"]
         run = attempt_["run"]
         assert (run.run_id, run.run_group, run.display_name) == (run_id, "my-sweep", "resnet-w4")
     assert {step: row["train_loss"] for step, row in first["history"].items()} == {s: 100 + s for s in range(1, 6)}
