@@ -214,3 +214,15 @@ def test_streaming_a_tfrecord_dataset_names_the_conversion_which_then_streams(tm
                            plan.builder, plan.facts, plan.selection).train.local_batch(3)
     np.testing.assert_array_equal(streamed[1], cached[1])
     np.testing.assert_array_equal(streamed[0], cached[0])
+
+
+def test_an_unreachable_remote_store_is_one_error_naming_it():
+    from scaling.data.paths import remote_errors
+
+    message = r"^cannot read or write gs://bucket/cache: Could not resolve host; check the network and the credentials"
+    with pytest.raises(DataError, match=message), remote_errors("gs://bucket/cache"):
+        raise OSError("Could not resolve host\nmore lines")
+    with pytest.raises(OSError, match="disk"), remote_errors("/tmp/cache"):  # a local failure keeps its own error
+        raise OSError("disk")
+    with pytest.raises(ConfigError, match="ours"), remote_errors("gs://bucket/cache"):  # ours already name a fix
+        raise ConfigError("ours")

@@ -91,8 +91,8 @@ def test_bad_slurm_options_are_one_error_line_before_anything_is_submitted(tmp_p
 
 def test_slurm_flags_with_the_local_launcher_are_an_error(tmp_path, capsys):
     assert main(["sweep", "run", "s.py", "--root", str(tmp_path), "--account", "a", "--detach"]) == 2
-    assert capsys.readouterr().err.strip() == ("error: --account, --detach apply to --launcher slurm only; add it, "
-                                               "or drop them")
+    assert capsys.readouterr().err.strip() == ("error: --account, --detach apply to --launcher slurm only: add "
+                                               "--launcher slurm, or drop them")
 
 
 def test_detached_waves_chain_by_afterok_carry_the_options_and_are_not_submitted_twice(tmp_path, fake_slurm):

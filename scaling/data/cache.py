@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from scaling.data.paths import as_path, is_remote, size_of
+from scaling.data.paths import as_path, is_remote, remote_errors, size_of
 from scaling.data.progress import Progress
 from scaling.data.source import class_names, data_root, decoded_images, is_multi_label, read_labels, split_size
 from scaling.errors import DataError
@@ -101,11 +101,13 @@ def split_labels(builder: tfds.core.DatasetBuilder, split: str, root: Path | epa
     tfds once and then from the cache."""
     path = labels_path(builder, split, root)
     if is_remote(root):
-        if not path.exists():  # an object store writes the whole file at once: no lock, no temporary name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("wb") as file:
-                save_labels(file, read_labels(builder, split))
-    elif not path.exists():
+        with remote_errors(root):
+            if not path.exists():  # an object store writes the whole file at once: no lock, no temporary name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("wb") as file:
+                    save_labels(file, read_labels(builder, split))
+            return load_labels(path, split_size(builder, split), len(class_names(builder)))
+    if not path.exists():
         with _lock(path.parent):
             if not path.exists():
                 labels = read_labels(builder, split)

@@ -7,10 +7,14 @@ locked: uint8 caches are read from a local copy (data.local_cache_dir, scaling.d
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from etils import epath
+
+from scaling.errors import BusyError, CheckpointError, ConfigError, DataError, RecordError
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -26,3 +30,19 @@ def as_path(path: str | os.PathLike) -> Path | epath.Path:
 def size_of(path: Path | epath.Path) -> int:
     """Bytes of the file at `path` (local or remote)."""
     return os.stat(path).st_size if isinstance(path, Path) else epath.Path(path).stat().length
+
+
+@contextlib.contextmanager
+def remote_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Inside the block, a failure of the remote store at `path` (no network, no credentials, no such bucket)
+    becomes one DataError naming it and the fix; local paths and the suite's own errors pass through."""
+    try:
+        yield
+    except (ConfigError, DataError, CheckpointError, BusyError, RecordError):
+        raise
+    except Exception as error:
+        if not is_remote(path):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"cannot read or write {path}: {reason}; check the network and the credentials (`gcloud auth "
+                        "application-default login`), or use a local data.cache_dir") from None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from scaling.data.cache import cache_bytes, cache_directory, cached_images, check_free_space, rows_filled
-from scaling.data.paths import is_remote, size_of
+from scaling.data.paths import is_remote, remote_errors, size_of
 from scaling.data.progress import Progress
 from scaling.locks import hold_lock
 
@@ -54,11 +54,12 @@ def staged_images(
         return np.empty((0, *image_shape), np.uint8)
     if not is_remote(shared_root):
         cached_images(*key, rows, image_shape, resolution, crop_fraction, shared_root)
-    if rows_filled(shared, image_shape) >= rows:
-        stage(shared, local)
-    else:
-        cached_images(*key, rows, image_shape, resolution, crop_fraction, local_root)
-        publish(local, shared)
+    with remote_errors(shared_root):
+        if rows_filled(shared, image_shape) >= rows:
+            stage(shared, local)
+        else:
+            cached_images(*key, rows, image_shape, resolution, crop_fraction, local_root)
+            publish(local, shared)
     return cached_images(*key, rows, image_shape, resolution, crop_fraction, local_root)
 
 

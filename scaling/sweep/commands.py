@@ -93,7 +93,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.pack is not None and args.pack < 1:
         raise ConfigError(f"--pack must be at least 1 (1: no packing), got {args.pack}")
     if args.launcher == "local" and (flags := given_slurm_flags(args)):
-        raise ConfigError(f"{', '.join(dict.fromkeys(flags))} apply to --launcher slurm only; add it, or drop them")
+        named = list(dict.fromkeys(flags))
+        raise ConfigError(f"{', '.join(named)} {'applies' if len(named) == 1 else 'apply'} to --launcher slurm only: "
+                          f"add --launcher slurm, or drop {'it' if len(named) == 1 else 'them'}")
     env = parse_env(args.env)
     gpus = visible_gpus() if args.launcher == "local" else []
     sweep = load_sweep(args.sweep_file)
