@@ -33,6 +33,18 @@ def _quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
+class _UnretrievedSaveErrors(logging.Filter):
+    """Drops asyncio's report of a future whose exception nobody retrieved. When one write of an orbax save fails
+    (a full disk), the save raises it, and the run records it and says it in one line; orbax leaves the futures of
+    its other failed writes unretrieved, and asyncio would log each with a traceback when it is collected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "exception was never retrieved" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_UnretrievedSaveErrors())
+
+
 CHECKPOINTS = "checkpoints"
 REPLICA_PARALLEL_MIN_BYTES = 2**24
 DIGESTS = "array_digests"  # the key of a step's custom metadata holding `digests` of its state
