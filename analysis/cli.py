@@ -92,7 +92,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Fit the laws, compute the frontiers (envelope, IsoFLOP, parametric), backtest the laws and "
         "write DIR/report.html (figures embedded), DIR/report.json and the figure files. A table that mixes "
         "class counts (a sweep over data.classes) gets one report per class count, in DIR/classes-K/, and an "
-        "index DIR/report.html (--by to group by another column).")
+        "index DIR/report.html (--by to group by another column). A table whose runs trained on nested subsets of "
+        "several sizes (train_examples) has a data axis: the laws, frontiers and backtest use the runs on the "
+        "largest training set, and the runs on smaller subsets at the largest compute they reached, with the "
+        "largest set's runs there, get Rosenfeld et al.'s law fitted on params and train_examples (a section and "
+        "the figure error_vs_train_examples); --by train_examples gives each subset size its own report instead.")
     _table_and_law_options(report, default_laws=DEFAULT_LAW_TEXT)
     _figure_options(report)
     _cutoff_option(report)

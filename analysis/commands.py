@@ -178,6 +178,12 @@ def _report(args: argparse.Namespace, results: Results, out: Path, formats: Sequ
     for law in record["laws"]:
         print(format_law_line(law))
     _print_frontiers(study)
+    if record["data_axis"]:
+        axis = record["data_axis"]
+        print(f"data axis: {axis['split']}")
+        if axis["law"]:
+            print("data axis: " + format_law_line(axis["law"])
+                  + (f" (degenerate: {'; '.join(axis['law']['degenerate'])})" if axis["law"]["degenerate"] else ""))
     if record["verification"]:
         print(f"predict, then verify: {verification_line(record['verification'])}")
     write_json(out / "report.json", record)

@@ -16,6 +16,11 @@ def number(value: float | None, digits: int = DIGITS) -> str:
     return f"{value:.{digits}g}"
 
 
+def count(value: float) -> str:
+    """A count (examples, parameters) exactly, with thousands separators: 1,281,167."""
+    return f"{round(value):,}"
+
+
 def interval(estimate: Mapping[str, float] | object, missing: str = "—") -> str:
     """'[low, high]' of an estimate (a record dict or an Estimate), or `missing` when it has no interval."""
     low, high = (estimate["low"], estimate["high"]) if isinstance(estimate, Mapping) else \

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.files import write_atomically
-from analysis.numbers import interval, number, with_interval
+from analysis.numbers import count, interval, number, with_interval
 from analysis.provenance import provenance_line
 from analysis.summary import loss_text, verification_line
 
@@ -22,6 +22,8 @@ CAPTIONS = {
     "error_vs_data": "Error against examples seen; each colour is a model size; dotted: the joint law.",
     "error_vs_params": "Final error against model size, coloured by examples seen, with the joint law.",
     "optimal_allocation": "Compute-optimal model size and data size against compute, by each approach.",
+    "error_vs_train_examples": "The data axis: final error against training-set size (nested subsets) at one "
+                               "compute budget; each colour is a model size; dotted: the data axis's joint law.",
     "predicted_vs_observed": "Predict, then verify: the frontier law fitted below a cut-off predicts each held-out "
                              "point; bars: the prediction interval of one run; dashed: predicted = observed.",
 }
@@ -66,6 +68,8 @@ def write_report(record: dict[str, Any], figures: dict[str, list[Path]], out_dir
     if record["verification"] or record["verification_note"]:
         parts.append("<h2>Predict, then verify</h2>" + _verification(record["verification"],
                                                                      record["verification_note"]))
+    if record.get("data_axis"):
+        parts.append("<h2>Data axis</h2>" + _data_axis(record["data_axis"], record["y"]))
     return _write_page(Path(out_dir), "Scaling-law report", parts)
 
 
@@ -171,6 +175,17 @@ def _verification(checked: dict[str, Any] | None, note: str) -> str:
             + _table(["run", checked["column"], f"observed {checked['y']}", "predicted",
                       f"{level} prediction interval", "inside"], rows)
             + (f"<ul class='warnings'>{notes}</ul>" if notes else ""))
+
+
+def _data_axis(axis: dict[str, Any], y: str) -> str:
+    """How the table was split, the grid of final y by model size and training-set size, and the axis's law."""
+    sizes = axis["train_examples"]
+    cells = {(cell["params"], cell["train_examples"]): cell[y] for cell in axis["grid"]}
+    rows = [[count(params)] + [number(cells[params, size]) if (params, size) in cells else "" for size in sizes]
+            for params in sorted({cell["params"] for cell in axis["grid"]})]
+    law = _law(axis["law"]) if axis["law"] else "<p class='degenerate'>No law fitted (see the warnings).</p>"
+    return (f"<p>{_e(axis['split'][0].upper() + axis['split'][1:])}.</p>"
+            + _table(["params", *(f"{y} at D = {count(size)}" for size in sizes)], rows) + law)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis.backtest import Backtest, backtest, default_cutoff
 from analysis.bootstrap import resample_runs
+from analysis.data_axis import DataAxis, fit_data_axis, split_data_axis
 from analysis.degenerate import allocation_problems, law_problems
 from analysis.errors import AnalysisError
 from analysis.frontier import (
@@ -74,6 +75,7 @@ class Study:
     extrapolation: float
     verification: Verification | None  # the frontier law fitted below a cut-off, checked above it
     verification_note: str  # how its cut-off was chosen, or why it was not done ("": not asked for)
+    data_axis: DataAxis | None  # the runs on smaller training subsets and their law (None: one training set)
     warnings: tuple[str, ...]
 
     @property
@@ -100,8 +102,11 @@ def chosen_law(laws: Sequence[FittedLaw], problems: dict[str, tuple[str, ...]], 
 
 
 def run_study(results: Results, y: str, requests: Sequence[FitRequest], options: StudyOptions) -> Study:
-    """Fit every request (with bootstrap), compute the frontiers and, if asked, the backtest."""
-    frame, warnings = results.frame, list(results.warnings)
+    """Fit every request (with bootstrap), compute the frontiers and, if asked, the backtest; where the runs trained
+    on several training-set sizes, all that on the largest, and the data axis's law on the rest."""
+    warnings = list(results.warnings)
+    frame, axis_rows, split = split_data_axis(results.frame, options.tolerance)
+    results = dataclasses.replace(results, frame=frame)
 
     def attempt(what: str, compute: Callable[[], T]) -> T | None:
         try:
@@ -144,10 +149,18 @@ def run_study(results: Results, y: str, requests: Sequence[FitRequest], options:
         verification, note = _verification(frontier_law(headline, laws, problems), frame, options)
         if verification is None:
             warnings.append(f"skipped the predict-then-verify check: {note}")
+    data_axis = None
+    if axis_rows is not None and split is not None:
+        guess = next((request.constants["random_guess"] for request in requests
+                      if "random_guess" in request.constants), None)
+        data_axis = fit_data_axis(axis_rows, split, y, guess, resamples=options.resamples,
+                                  by_run=_by_run(axis_rows, options), seed=options.seed,
+                                  confidence=options.confidence)
+        warnings.extend(data_axis.warnings)
     return Study(results=results, y=y, laws=laws, envelope=envelope, isoflop=isoflop, parametric=parametric,
                  flops=flops, backtest=tested, problems=problems, headline=headline,
                  extrapolation=options.extrapolation, verification=verification, verification_note=note,
-                 warnings=tuple(warnings))
+                 data_axis=data_axis, warnings=tuple(warnings))
 
 
 def _verification(law: FittedLaw | None, frame: pd.DataFrame,

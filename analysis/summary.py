@@ -10,6 +10,7 @@ import numpy as np
 
 from analysis.backtest import Backtest
 from analysis.bootstrap import Estimate
+from analysis.data_axis import COLUMN, DataAxis
 from analysis.frontier import Allocation
 from analysis.headline import Headline, headline_text
 from analysis.numbers import interval, number, with_interval
@@ -44,7 +45,19 @@ def study_record(study: Study) -> dict[str, Any]:
         "backtest": backtest_record(study.backtest) if study.backtest else None,
         "verification": study.verification.record() if study.verification else None,
         "verification_note": study.verification_note,
+        "data_axis": None if study.data_axis is None else data_axis_record(study.data_axis, study.y),
         "warnings": list(study.warnings),
+    }
+
+
+def data_axis_record(axis: DataAxis, y: str) -> dict[str, Any]:
+    """The data axis: how the table was split, its grid of final y by model size and training-set size, and its
+    law (None: not fitted; the study's warnings say why) with the reasons it is degenerate."""
+    grid = axis.rows.groupby(["params", COLUMN], sort=True)[y].mean()
+    return {
+        "split": axis.split, "runs": len(axis.rows), "train_examples": list(axis.sizes),
+        "grid": [{"params": params, "train_examples": size, y: value} for (params, size), value in grid.items()],
+        "law": None if axis.law is None else {**law_record(axis.law), "degenerate": list(axis.problems)},
     }
 
 

@@ -1,4 +1,5 @@
-"""The main job, a small scaling study: ResNet-10s of 9 widths at 4 compute budgets on the embedded digits.
+"""The main job, a small scaling study: ResNet-10s of 9 widths at 4 compute budgets on the embedded digits, and a
+data axis of nested training subsets.
 
   scaling sweep show experiments/demo.py
   scaling sweep run experiments/demo.py --root runs/demo --parallel 2
@@ -9,6 +10,12 @@ Every run trains from scratch with a cosine schedule for exactly its budget of t
 so the final rows of each budget form one IsoFLOP curve (Hoffmann et al. 2022, approach 2), and their evals
 every 25 steps feed the envelope. Each budget trains a window of widths around its optimum (width about
 2.5 at 1e9 FLOPs, 6 at 1e10 in a pilot), so every budget's error rises on both sides of its best width.
+
+The data axis: at the largest budget, three widths (a factor of 2 apart around its optimum) also train on nested
+class-balanced subsets of 180, 360 and 720 of the 1,437 training images (`data.train_examples`; each subset is a
+prefix of the next). With the full set's runs at that budget they form a grid of model size by training-set size
+(Rosenfeld et al. 2020). The report fits the compute laws and frontiers to the runs on the full training set and
+the data axis to this grid.
 """
 
 from scaling.sweep import chain, product, sweep
@@ -23,6 +30,9 @@ BUDGETS = {
     2.2e9: (1, 2, 3, 4, 5, 6),
     1e9: (1, 2, 3, 4, 5),
 }
+# the data axis: widths x nested subset sizes (examples), trained at the largest budget
+DATA_AXIS_WIDTHS = (3, 6, 12)
+SUBSETS = (180, 360, 720)
 OVERRIDES = {
     "train.batch_size": 64,
     "train.epochs": None,
@@ -34,6 +44,9 @@ OVERRIDES = {
 
 
 def get_grid():
-    """Each budget crossed with its window of widths."""
-    return chain(*(product(sweep("train.flops", [flops]), sweep("model.width", list(widths)))
-                   for flops, widths in BUDGETS.items()))
+    """Each budget crossed with its window of widths, then the data axis."""
+    isoflop = [product(sweep("train.flops", [flops]), sweep("model.width", list(widths)))
+               for flops, widths in BUDGETS.items()]
+    data_axis = product(sweep("train.flops", [max(BUDGETS)]), sweep("model.width", list(DATA_AXIS_WIDTHS)),
+                        sweep("data.train_examples", list(SUBSETS)))
+    return chain(isoflop[0], data_axis, *isoflop[1:])

@@ -9,6 +9,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from analysis.data_axis import COLUMN
+from analysis.errors import AnalysisError
 from analysis.plots.style import decimal_ticks, degenerate_box, label, legend_below, new_figure, power_of_ten, size_norm
 from analysis.points import TIE, final_rows
 from analysis.request import FittedLaw
@@ -77,6 +79,35 @@ def error_vs_params(study: Study) -> Figure:
     ax.set_xlabel(label("params"))
     ax.set_ylabel(label(study.y))
     ax.set_title(f"Final {label(study.y).lower()} against model size")
+    decimal_ticks(ax)
+    legend_below(ax)
+    return figure
+
+
+def error_vs_train_examples(study: Study) -> Figure:
+    """The data axis: each run's final error against its training-set size, a line per model size, with the data
+    axis's law per model size (dotted) and a red box where that fit is degenerate."""
+    axis = study.data_axis
+    if axis is None:
+        raise AnalysisError("the runs all trained on one training-set size: there is no data axis")
+    figure, (ax,) = new_figure()
+    norm = size_norm(axis.rows["params"])
+    colors = ScalarMappable(norm, RUN_COLORS)
+    for size, rows in axis.rows.groupby("params"):
+        rows = rows.sort_values(COLUMN)
+        ax.plot(rows[COLUMN], rows[study.y], color=colors.to_rgba(size), marker="o", markersize=3, linewidth=0.9)
+        if axis.law is not None:
+            examples = np.geomspace(axis.rows[COLUMN].min(), axis.rows[COLUMN].max(), 60)
+            ax.plot(examples, axis.law.fit.predict(np.full_like(examples, size), examples),
+                    color=colors.to_rgba(size), linestyle=":", linewidth=1.0)
+    ax.plot([], [], color="0.5", marker="o", markersize=3, linewidth=0.9, label="final error (colour: model size)")
+    if axis.law is not None:
+        ax.plot([], [], color="0.3", linestyle=":", label=f"{axis.law.fit.law.name} fit, per model size")
+        degenerate_box(ax, f"{axis.law.fit.law.name} fit", axis.problems)
+    figure.colorbar(colors, ax=ax, label=label("params"))
+    ax.set_xlabel(label(COLUMN))
+    ax.set_ylabel(label(study.y))
+    ax.set_title(f"Final {label(study.y).lower()} against training-set size")
     decimal_ticks(ax)
     legend_below(ax)
     return figure
