@@ -35,9 +35,10 @@ $(NEWEST_STAMP): pyproject.toml
 	touch $(NEWEST_STAMP)
 
 # The main job, a small scaling study on the embedded digits (built as a tfds dataset on first use):
-# 24 cosine runs, ResNet-10s at 4 compute budgets (1e9 to 1e10 training FLOPs), each budget a window of
-# 5-7 widths around its optimum (IsoFLOP); collect the sweep's results table, fit and draw the scaling
-# laws. Run again, it reuses the finished runs and only redraws.
+# 37 cosine runs, ResNet-10s at 4 compute budgets (1e9 to 1e10 training FLOPs), each budget a window of
+# 5-8 widths around its optimum (IsoFLOP), and a data axis (4 widths x 3 nested subsets at 1e10);
+# collect the sweep's results table, fit and draw the scaling laws. Run again, it reuses the finished runs
+# and only redraws.
 demo: $(STAMP)
 	$(VENV)/bin/scaling sweep run experiments/demo.py --root runs/demo --parallel $(DEMO_PARALLEL)
 	$(VENV)/bin/scaling sweep results --root runs/demo experiments/demo.py

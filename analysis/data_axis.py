@@ -2,8 +2,9 @@
 
 The compute laws and frontiers assume every run draws on the same training set, so a table whose runs trained
 on several subset sizes is split: the runs on the largest training set are the compute study; the runs on
-smaller subsets, with the largest set's runs at the same compute budgets, are the data axis, a grid of model size
-by training-set size to which Rosenfeld et al. 2020's joint form is fitted on (params, train_examples)."""
+smaller subsets at one compute budget, with the largest set's runs of the same model sizes there, are the data
+axis, a grid of model size by training-set size to which Rosenfeld et al. 2020's joint form is fitted on
+(params, train_examples)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def split_data_axis(frame: pd.DataFrame,
     """The rows of the compute study, the final rows of the data axis (None: the runs all trained on one
     training-set size, or the table does not say) and a note of the split (None: no split). The data axis is one
     compute budget's grid: the runs on smaller subsets at the largest compute any of them reached (within
-    `tolerance`), and the largest set's runs at that compute."""
+    `tolerance`), and the largest set's runs of the same model sizes at that compute."""
     if COLUMN not in frame.columns:
         return frame, None, None
     sizes = pd.to_numeric(frame[COLUMN], errors="coerce")
@@ -60,6 +61,8 @@ def split_data_axis(frame: pd.DataFrame,
     width = np.log1p(tolerance)
     at_top = subset_final[np.abs(np.log(subset_final["compute"].to_numpy(dtype=np.float64)) - top) <= width]
     alongside = full_final[np.abs(np.log(full_final["compute"].to_numpy(dtype=np.float64)) - top) <= width]
+    if "params" in frame.columns:  # the grid: the largest set's runs of the model sizes the subsets trained
+        alongside = alongside[alongside["params"].isin(at_top["params"])]
     note += (f"the {len(at_top)} runs on smaller subsets at {number(float(np.exp(top)))} FLOPs with the "
              f"{len(alongside)} runs on the largest set there")
     if len(at_top) < len(subset_final):

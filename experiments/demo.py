@@ -11,11 +11,12 @@ so the final rows of each budget form one IsoFLOP curve (Hoffmann et al. 2022, a
 every 25 steps feed the envelope. Each budget trains a window of widths around its optimum (width about
 2.5 at 1e9 FLOPs, 6 at 1e10 in a pilot), so every budget's error rises on both sides of its best width.
 
-The data axis: at the largest budget, three widths (a factor of 2 apart around its optimum) also train on nested
-class-balanced subsets of 180, 360 and 720 of the 1,437 training images (`data.train_examples`; each subset is a
-prefix of the next). With the full set's runs at that budget they form a grid of model size by training-set size
-(Rosenfeld et al. 2020). The report fits the compute laws and frontiers to the runs on the full training set and
-the data axis to this grid.
+The data axis: at the largest budget, the four widths below its optimum also train on nested class-balanced
+subsets of 180, 360 and 720 of the 1,437 training images (`data.train_examples`; each subset is a prefix of the
+next). These small models see 17 to 92 epochs of even the full set there, so each point is trained about to
+convergence, as in Rosenfeld et al. 2020; with the full set's runs they form a grid of model size by
+training-set size. The report fits the compute laws and frontiers to the runs on the full training set and
+Rosenfeld et al.'s law to this grid.
 """
 
 from scaling.sweep import chain, product, sweep
@@ -25,13 +26,13 @@ CONFIG = "configs/resnet.py:depth=10"
 # training FLOPs -> the widths trained at that budget (a third of a decade apart), largest first: the
 # longest runs start first, so the two workers finish together
 BUDGETS = {
-    1e10: (3, 4, 5, 6, 8, 10, 12),
+    1e10: (2, 3, 4, 5, 6, 8, 10, 12),
     4.6e9: (2, 3, 4, 5, 6, 8),
     2.2e9: (1, 2, 3, 4, 5, 6),
     1e9: (1, 2, 3, 4, 5),
 }
 # the data axis: widths x nested subset sizes (examples), trained at the largest budget
-DATA_AXIS_WIDTHS = (3, 6, 12)
+DATA_AXIS_WIDTHS = (2, 3, 4, 5)
 SUBSETS = (180, 360, 720)
 OVERRIDES = {
     "train.batch_size": 64,

@@ -40,14 +40,16 @@ def sweep() -> pd.DataFrame:
 
 def test_runs_on_smaller_subsets_leave_the_compute_frontier_as_it_was(sweep):
     final = sweep[sweep["is_final"]]
-    top = final[np.isclose(final["compute"], 1e17, rtol=0.1)]
+    top = final[np.isclose(final["compute"], 1e17, rtol=0.1)].sort_values("params")
+    smallest = top.iloc[:3]  # the data axis trains the three smallest sizes of the top budget
     # better than any run of the sweep: were they counted, they would move the top budget's parabola
-    subsets = subset_runs(top, SUBSETS, lambda params, size: np.full(len(params), 0.01))
+    subsets = subset_runs(smallest, SUBSETS, lambda params, size: np.full(len(params), 0.01))
     mixed = pd.concat([sweep, subsets], ignore_index=True)
     compute, axis, note = split_data_axis(mixed)
     pd.testing.assert_frame_equal(compute, sweep.reset_index(drop=True))
     assert sorted(axis["train_examples"].unique()) == [*SUBSETS, FULL]
-    assert len(axis) == 4 * len(top)  # three subsets and the full set at the top budget
+    assert len(top) > 3 and len(axis) == 4 * 3  # the grid: three subsets and the full set, three sizes
+    assert set(axis["params"]) == set(smallest["params"])
     assert "the largest (1,281,167 examples)" in note
     alone = isoflop_frontier(sweep, "top1_error", flops_model(sweep), resamples=20)
     split = isoflop_frontier(compute, "top1_error", flops_model(compute), resamples=20)

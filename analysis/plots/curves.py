@@ -8,9 +8,11 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from analysis.data_axis import COLUMN
 from analysis.errors import AnalysisError
+from analysis.numbers import count
 from analysis.plots.style import decimal_ticks, degenerate_box, label, legend_below, new_figure, power_of_ten, size_norm
 from analysis.points import TIE, final_rows
 from analysis.request import FittedLaw
@@ -103,8 +105,13 @@ def error_vs_train_examples(study: Study) -> Figure:
     ax.plot([], [], color="0.5", marker="o", markersize=3, linewidth=0.9, label="final error (colour: model size)")
     if axis.law is not None:
         ax.plot([], [], color="0.3", linestyle=":", label=f"{axis.law.fit.law.name} fit, per model size")
+        if axis.problems:  # room above the runs for the box
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high * (high / low) ** 0.6)
         degenerate_box(ax, f"{axis.law.fit.law.name} fit", axis.problems)
     figure.colorbar(colors, ax=ax, label=label("params"))
+    ax.set_xticks(axis.sizes, [count(size) for size in axis.sizes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(label(COLUMN))
     ax.set_ylabel(label(study.y))
     ax.set_title(f"Final {label(study.y).lower()} against training-set size")
