@@ -9,8 +9,8 @@ import math
 from scaling.sweep.spec import load_sweep
 
 DEMO = "experiments/demo.py"
-ISOFLOP_TOLERANCE = 0.1
-DIGITS_TRAIN_EXAMPLES = 1437  # the digits' train split: 80% of sklearn's 1,797 images (stratified)  # budgets closer than 10% would be one IsoFLOP cluster
+ISOFLOP_TOLERANCE = 0.1  # budgets closer than 10% would be one IsoFLOP cluster
+DIGITS_TRAIN_EXAMPLES = 1437  # the digits' train split: 80% of sklearn's 1,797 images (stratified)
 # the best width at three budgets in a pilot of this demo (widths 1-16, batch 64, read off its results by hand):
 # 1.1e9 FLOPs: widths 2 and 3 tie (12.5% error), 3.3e9: width 4 (4.2%), 1e10: width 6 (1.9%)
 PILOT_OPTIMA = ((1.1e9, 2.5), (3.3e9, 4.0), (1e10, 6.0))
