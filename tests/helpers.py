@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import splits as splits_lib
 
 from scaling.config.loading import load_config
+from scaling.workdir.tracking import read_metrics
 
 TINY_MODELS = {
     "resnet": "configs/resnet.py:width=4,depth=10",
@@ -28,6 +29,12 @@ def tiny_args(family: str, data_dir: str, *overrides: str) -> list[str]:
     base = [f"data.data_dir={data_dir}", "train.epochs=None", "train.batch_size=32", "train.eval_batch_size=64",
             "train.eval_every_steps=0", "wandb.mode=disabled"]
     return ["--config", TINY_MODELS[family], *(f"--config.{item}" for item in [*base, *overrides])]
+
+
+# The scale-out tests' runs, which must match across meshes. sgd: Adam magnifies float round-off in tiny gradients.
+# The compiled step depends on neither the learning rate nor the run's length (scaling.program.optim), so runs that
+# differ only in those share one program.
+SGD = ("train.steps=3", "train.log_every_steps=1", "optim.name=sgd", "optim.lr=0.1", "mesh.fsdp_min_size=1")
 
 
 def tiny_config(family: str, data_dir: str, *overrides: str) -> ml_collections.ConfigDict:
@@ -45,6 +52,11 @@ def final_checkpoint_leaves(workdir: Path) -> dict[str, np.ndarray]:
                                    args=ocp.args.StandardRestore(fallback_sharding=here))
     return {jax.tree_util.keystr(path): np.asarray(leaf)
             for path, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]}
+
+
+def train_losses(workdir: Path) -> list[float]:
+    """The training loss of each step logged in `workdir`."""
+    return [line["train_loss"] for line in read_metrics(workdir) if line["kind"] == "train"]
 
 
 def assert_same_checkpoints(actual: Path, expected: Path, **tolerance: float) -> None:

@@ -1,5 +1,5 @@
 """Training end to end on the digits: loss falls, resume is exact, step 1 trains on the first batch. (Data
-parallelism: tests/test_scale_out.py.)"""
+parallelism: tests/test_scale_out.py, tests/test_scale_out_resnet.py.)"""
 
 import os
 import random
