@@ -55,20 +55,30 @@ def split_data_axis(frame: pd.DataFrame,
     subset_final, full_final = final_rows(frame[smaller].reset_index(drop=True)), final_rows(compute)
     note = (f"the table has runs on {pd.unique(sizes.dropna()).size} training-set sizes: the compute laws, "
             f"frontiers and backtest use the runs on the largest ({count(largest)} examples); the data axis is ")
-    if "compute" not in frame.columns:
+    subset_log, full_log = _log_compute(subset_final), _log_compute(full_final)
+    if not np.isfinite(subset_log).any():
         return compute, pd.concat([subset_final, full_final], ignore_index=True), note + "every run's final row"
-    top = np.log(subset_final["compute"].to_numpy(dtype=np.float64).max())
+    top = np.nanmax(subset_log)
     width = np.log1p(tolerance)
-    at_top = subset_final[np.abs(np.log(subset_final["compute"].to_numpy(dtype=np.float64)) - top) <= width]
-    alongside = full_final[np.abs(np.log(full_final["compute"].to_numpy(dtype=np.float64)) - top) <= width]
+    at_top = subset_final[np.abs(subset_log - top) <= width]
+    alongside = full_final[np.abs(full_log - top) <= width]
     if "params" in frame.columns:  # the grid: the largest set's runs of the model sizes the subsets trained
         alongside = alongside[alongside["params"].isin(at_top["params"])]
     note += (f"the {len(at_top)} runs on smaller subsets at {number(float(np.exp(top)))} FLOPs with the "
              f"{len(alongside)} runs on the largest set there")
     if len(at_top) < len(subset_final):
-        note += (f"; {len(subset_final) - len(at_top)} runs on smaller subsets at lower compute are in neither "
-                 "(--by train_examples gives each subset size a report of its own)")
+        note += (f"; {len(subset_final) - len(at_top)} runs on smaller subsets at lower or unknown compute are in "
+                 "neither (--by train_examples gives each subset size a report of its own)")
     return compute, pd.concat([at_top, alongside], ignore_index=True), note
+
+
+def _log_compute(rows: pd.DataFrame) -> np.ndarray:
+    """log of each row's compute; NaN where the table has no compute or a value that is not positive."""
+    if "compute" not in rows.columns:
+        return np.full(len(rows), np.nan)
+    compute = pd.to_numeric(rows["compute"], errors="coerce").to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(compute > 0, np.log(compute), np.nan)
 
 
 def fit_data_axis(axis: pd.DataFrame, split: str, y: str, random_guess: float | None, *, resamples: int,

@@ -3,6 +3,7 @@ largest training set only, and the data axis (the smaller subsets at one budget,
 there) gets Rosenfeld et al.'s joint form fitted on model size and training-set size."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ def test_subsets_at_a_lower_budget_are_in_neither_part_and_the_note_says_so(swee
     _, axis, note = split_data_axis(pd.concat([sweep, low, top], ignore_index=True))
     assert len(axis) == 2 * len(top_rows)
     assert np.allclose(axis["compute"], 1e17, rtol=0.1)
-    assert f"{len(low)} runs on smaller subsets at lower compute are in neither" in note
+    assert f"{len(low)} runs on smaller subsets at lower or unknown compute are in neither" in note
 
 
 def test_one_training_set_has_no_data_axis(sweep):
@@ -110,3 +111,27 @@ def test_the_report_has_the_data_axis_section_figure_and_record(sweep, tmp_path,
     assert record["rows"] == len(sweep)  # the compute study saw the full set's rows only
     assert (out / "error_vs_train_examples.svg").exists()
     assert "<h2>Data axis</h2>" in (out / "report.html").read_text()
+
+
+def test_a_data_axis_without_model_sizes_is_skipped_with_warnings_not_a_traceback(sweep, tmp_path, capsys):
+    final = sweep[sweep["is_final"]]
+    top = final[np.isclose(final["compute"], 1e17, rtol=0.1)]
+    broken = subset_runs(top, (10_000,), lambda params, size: np.full(len(params), 0.2))
+    broken["params"] = np.nan
+    table = tmp_path / "results.csv"
+    pd.concat([sweep, broken], ignore_index=True).to_csv(table, index=False)
+    assert main(["report", str(table), "--out", str(tmp_path / "report"), "--bootstrap", "0", "--law", "power",
+                 "--no-backtest", "--formats", "svg"]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: skipped the data axis's rosenfeld fit: column 'params' has" in printed
+    assert "warning: skipped figure error_vs_train_examples: no run of the data axis has a positive params" in printed
+
+
+def test_subset_runs_without_a_positive_compute_make_every_final_row_the_data_axis(sweep):
+    final = sweep[sweep["is_final"]]
+    broken = subset_runs(final.iloc[:3], (10_000,), lambda params, size: np.full(len(params), 0.2))
+    broken["compute"] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warning about the log of 0
+        _, axis, note = split_data_axis(pd.concat([sweep, broken], ignore_index=True))
+    assert note.endswith("the data axis is every run's final row") and len(axis) == 3 + len(final)

@@ -92,14 +92,16 @@ def error_vs_train_examples(study: Study) -> Figure:
     axis = study.data_axis
     if axis is None:
         raise AnalysisError("the runs all trained on one training-set size: there is no data axis")
+    drawn = axis.rows[_positive(axis.rows, "params") & _positive(axis.rows, study.y)]
+    if drawn.empty:
+        raise AnalysisError(f"no run of the data axis has a positive params and {study.y}")
     figure, (ax,) = new_figure()
-    norm = size_norm(axis.rows["params"])
-    colors = ScalarMappable(norm, RUN_COLORS)
-    for size, rows in axis.rows.groupby("params"):
+    colors = ScalarMappable(size_norm(drawn["params"]), RUN_COLORS)
+    for size, rows in drawn.groupby("params"):
         rows = rows.sort_values(COLUMN)
         ax.plot(rows[COLUMN], rows[study.y], color=colors.to_rgba(size), marker="o", markersize=3, linewidth=0.9)
         if axis.law is not None:
-            examples = np.geomspace(axis.rows[COLUMN].min(), axis.rows[COLUMN].max(), 60)
+            examples = np.geomspace(drawn[COLUMN].min(), drawn[COLUMN].max(), 60)
             ax.plot(examples, axis.law.fit.predict(np.full_like(examples, size), examples),
                     color=colors.to_rgba(size), linestyle=":", linewidth=1.0)
     ax.plot([], [], color="0.5", marker="o", markersize=3, linewidth=0.9, label="final error (colour: model size)")
@@ -110,7 +112,8 @@ def error_vs_train_examples(study: Study) -> Figure:
             ax.set_ylim(low, high * (high / low) ** 0.6)
         degenerate_box(ax, f"{axis.law.fit.law.name} fit", axis.problems)
     figure.colorbar(colors, ax=ax, label=label("params"))
-    ax.set_xticks(axis.sizes, [count(size) for size in axis.sizes])
+    sizes = sorted(drawn[COLUMN].unique())
+    ax.set_xticks(sizes, [count(size) for size in sizes])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(label(COLUMN))
     ax.set_ylabel(label(study.y))
@@ -118,6 +121,12 @@ def error_vs_train_examples(study: Study) -> Figure:
     decimal_ticks(ax)
     legend_below(ax)
     return figure
+
+
+def _positive(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Which rows hold a finite positive number in `column`."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    return np.isfinite(values) & (values > 0)
 
 
 def _prediction(ax: Axes, study: Study) -> None:
